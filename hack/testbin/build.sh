@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# Builds the binaries of the local test cluster from Go modules (no download sites needed):
+# etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, kubelet, kube-proxy, kwok.
+# They land in $PULP_OPERATOR_TESTBIN (default ~/.cache/pulp-operator/testbin/<k8s version>) and are
+# rebuilt only when missing or of another version.
+set -euo pipefail
+
+K8S_VERSION=v1.36.3
+ETCD_VERSION=v3.6.16
+KWOK_VERSION=v0.8.0
+
+here=$(cd "$(dirname "$0")" && pwd)
+out=${PULP_OPERATOR_TESTBIN:-$HOME/.cache/pulp-operator/testbin/$K8S_VERSION}
+mkdir -p "$out"
+export CGO_ENABLED=0 GOTOOLCHAIN=local GOFLAGS=-mod=mod
+
+log() { printf '[testbin] %s\n' "$*" >&2; }
+fail() { printf '[testbin] ERROR: %s\n' "$*" >&2; exit 1; }
+
+command -v go >/dev/null || fail "go is not installed; the local cluster binaries cannot be built"
+
+has_version() { # binary, expected substring
+  [ -x "$out/$1" ] && "$out/$1" --version 2>/dev/null | grep -q -- "$2"
+}
+
+build_kubernetes() {
+  local bins=(kube-apiserver kube-controller-manager kube-scheduler kubectl kubelet kube-proxy) missing=0 b
+  for b in "${bins[@]}"; do
+    if [ "$b" = kubectl ]; then
+      [ -x "$out/kubectl" ] && "$out/kubectl" version --client 2>/dev/null | grep -q "$K8S_VERSION" || missing=1
+    else
+      has_version "$b" "$K8S_VERSION" || missing=1
+    fi
+  done
+  [ $missing = 0 ] && { log "kubernetes $K8S_VERSION binaries present"; return; }
+  local minor=${K8S_VERSION#v1.}; minor=${minor%%.*}
+  log "building kubernetes $K8S_VERSION (kube-apiserver, controller-manager, scheduler, kubectl, kubelet, kube-proxy)"
+  local start=$SECONDS pkgs=()
+  for b in "${bins[@]}"; do pkgs+=("k8s.io/kubernetes/cmd/$b"); done
+  (cd "$here/kubernetes" && go build -trimpath -tags selinux,notest,grpcnotrace \
+    -ldflags "-s -w -X k8s.io/component-base/version.gitVersion=$K8S_VERSION \
+      -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=$minor \
+      -X k8s.io/client-go/pkg/version.gitVersion=$K8S_VERSION \
+      -X k8s.io/component-base/version.gitTreeState=clean" \
+    -o "$out/" "${pkgs[@]}") || fail "building kubernetes $K8S_VERSION failed (see the go output above)"
+  log "kubernetes built in $((SECONDS - start)) s"
+}
+
+build_etcd() {
+  has_version etcd "${ETCD_VERSION#v}" && { log "etcd $ETCD_VERSION present"; return; }
+  log "building etcd $ETCD_VERSION"
+  local start=$SECONDS
+  (cd "$here/etcd" && go build -trimpath -ldflags "-s -w" -o "$out/etcd" go.etcd.io/etcd/server/v3) \
+    || fail "building etcd $ETCD_VERSION failed"
+  log "etcd built in $((SECONDS - start)) s"
+}
+
+build_kwok() {
+  if [ -x "$out/kwok" ] && "$out/kwok" --version 2>/dev/null | grep -q "${KWOK_VERSION#v}" && [ -s "$out/kwok-stages.yaml" ]; then
+    log "kwok $KWOK_VERSION present"; return
+  fi
+  log "building kwok $KWOK_VERSION"
+  local start=$SECONDS
+  GOBIN="$out" go install -trimpath -ldflags "-s -w -X sigs.k8s.io/kwok/pkg/consts.Version=$KWOK_VERSION" \
+    "sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION" || fail "building kwok $KWOK_VERSION failed"
+  local src
+  src=$(go env GOMODCACHE)/sigs.k8s.io/kwok@$KWOK_VERSION/kustomize/stage
+  [ -d "$src" ] || fail "kwok stage files not found in $src"
+  { for f in node/fast/node-initialize.yaml node/heartbeat/node-heartbeat.yaml \
+      pod/fast/pod-ready.yaml pod/fast/pod-complete.yaml pod/fast/pod-delete.yaml; do
+      echo "---"; cat "$src/$f"; done; } > "$out/kwok-stages.yaml"
+  log "kwok built in $((SECONDS - start)) s"
+}
+
+build_etcd
+build_kwok
+build_kubernetes
+printf '%s\n' "$out"

@@ -1,0 +1,21 @@
+"""CEL validation rules (x-kubernetes-validations) attached to the models' JSON schemas.
+
+The API server enforces them at admission; each model repeats the rule as a pydantic validator so
+that `pulp-operator render` and the reconciler reject the same input with the same message.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Rule:
+    rule: str
+    message: str
+
+
+def rules(*items: Rule) -> dict[str, Any]:
+    """json_schema_extra that adds the rules to a model's schema."""
+    return {"x-kubernetes-validations": [{"rule": r.rule, "message": r.message} for r in items]}

@@ -1,0 +1,165 @@
+"""`pulp-operator render`: the objects the operator would create for the Pulp CRs in a file.
+
+It runs the same pure builders as the reconciler, on inputs read from the file instead of the
+cluster: Secrets and ConfigMaps in the file are used; objects the Pulp names but the file lacks are
+assumed to exist (with placeholder data) and reported; generated secrets get fresh values, which are
+redacted unless asked for.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from . import desired, secretgen
+from .api.crd import API_VERSION
+from .api.pulp import PulpSpec
+from .desired.inputs import Inputs, Manifest
+from .desired.references import placeholder, references
+
+REDACTED = "<redacted: use --show-secrets>"
+
+
+class InputError(Exception):
+    """Input that cannot be rendered; the message is one line naming the field or object."""
+
+
+@dataclass
+class Rendered:
+    objects: list[Manifest] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+def load_documents(text: str, source: str) -> list[dict[str, Any]]:
+    try:
+        docs = [d for d in yaml.safe_load_all(text) if d is not None]
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise InputError(f"{source} is not valid YAML{where}: {problem}") from None
+    for doc in docs:
+        if not isinstance(doc, dict):
+            raise InputError(f"{source} holds a YAML document that is not an object")
+    return docs
+
+
+def describe_validation_error(error: ValidationError, prefix: str) -> str:
+    """One line naming the first invalid field."""
+    first = error.errors()[0]
+    loc = ".".join(str(p) for p in first["loc"])
+    message = first["msg"].removeprefix("Value error, ")
+    where = f"{prefix}.{loc}" if loc else prefix
+    more = len(error.errors()) - 1
+    suffix = f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""
+    return f"{where}: {message}{suffix}"
+
+
+def parse_pulp(doc: dict[str, Any]) -> PulpSpec:
+    name = (doc.get("metadata") or {}).get("name")
+    if not name:
+        raise InputError("Pulp: metadata.name is required")
+    try:
+        return PulpSpec.model_validate(doc.get("spec") or {})
+    except ValidationError as exc:
+        raise InputError(f"Pulp {name}: {describe_validation_error(exc, 'spec')}") from None
+
+
+def _data(doc: dict[str, Any]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for key, value in (doc.get("data") or {}).items():
+        if doc.get("kind") == "Secret":
+            try:
+                out[key] = base64.b64decode(str(value), validate=True).decode()
+            except ValueError:
+                name = doc["metadata"]["name"]
+                raise InputError(f"Secret {name}: data.{key} is not valid base64") from None
+        else:
+            out[key] = str(value)
+    out.update({k: str(v) for k, v in (doc.get("stringData") or {}).items()})
+    return out
+
+
+def render(
+    docs: Iterable[dict[str, Any]], *, namespace: str | None = None, show_secrets: bool = False
+) -> Rendered:
+    docs = list(docs)
+    pulps = [d for d in docs if d.get("kind") == "Pulp"]
+    for d in pulps:
+        if d.get("apiVersion") != API_VERSION:
+            raise InputError(
+                f"Pulp {(d.get('metadata') or {}).get('name')}: apiVersion {d.get('apiVersion')}"
+                f" is not supported; this operator serves {API_VERSION}"
+            )
+    if not pulps:
+        raise InputError(f"no Pulp ({API_VERSION}) found")
+    result = Rendered()
+    for doc in pulps:
+        meta = doc.get("metadata") or {}
+        ns = namespace or meta.get("namespace") or "default"
+        spec = parse_pulp(doc)
+        result.objects.extend(_render_one(meta["name"], ns, spec, docs, show_secrets, result))
+        if not (namespace or meta.get("namespace")):
+            for obj in result.objects:
+                obj["metadata"].pop("namespace", None)
+    return result
+
+
+def _render_one(
+    name: str,
+    namespace: str,
+    spec: PulpSpec,
+    docs: list[dict[str, Any]],
+    show_secrets: bool,
+    result: Rendered,
+) -> list[Manifest]:
+    def held(kind: str) -> dict[str, dict[str, str]]:
+        return {
+            d["metadata"]["name"]: _data(d)
+            for d in docs
+            if d.get("kind") == kind
+            and (d.get("metadata") or {}).get("namespace") in (None, namespace)
+        }
+
+    secrets, config_maps = held("Secret"), held("ConfigMap")
+    for ref in references(spec):
+        pool = {"Secret": secrets, "ConfigMap": config_maps}.get(ref.kind)
+        if pool is None or ref.name not in pool:
+            result.warnings.append(f"{ref.describe()} is not in the file; assuming it exists")
+            if pool is not None:
+                pool[ref.name] = placeholder(ref)
+
+    generated: list[Manifest] = []
+    for gen in desired.generated_secrets(name, namespace, spec):
+        if gen.name in secrets:
+            continue
+        values = secretgen.generate(gen.kind, name=name, namespace=namespace, spec=spec)
+        secrets[gen.name] = values
+        shown = values if show_secrets else dict.fromkeys(values, REDACTED)
+        generated.append(
+            {
+                "apiVersion": "v1",
+                "kind": "Secret",
+                "metadata": {"name": gen.name, "namespace": namespace, "labels": gen.labels},
+                "stringData": shown,
+            }
+        )
+    built = desired.build(
+        Inputs(name=name, namespace=namespace, spec=spec, secrets=secrets, config_maps=config_maps)
+    )
+    if built.problems:
+        first = built.problems[0]
+        raise InputError(f"Pulp {name}: {first.message}")
+    return generated + built.objects
+
+
+def dump(objects: Iterable[Manifest]) -> str:
+    return "".join(
+        "---\n" + yaml.safe_dump(o, sort_keys=True, default_flow_style=False, width=100)
+        for o in objects
+    )
