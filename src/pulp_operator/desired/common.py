@@ -52,9 +52,7 @@ def env_secret(name: str, secret: str, key: str) -> dict[str, Any]:
     return {"name": name, "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}}
 
 
-def merge_env(
-    base: Iterable[dict[str, Any]], *extra: list[EnvVar] | None
-) -> list[dict[str, Any]]:
+def merge_env(base: Iterable[dict[str, Any]], *extra: list[EnvVar] | None) -> list[dict[str, Any]]:
     """Our variables, then the user's; a user variable replaces ours of the same name (a list with
     duplicate names is rejected by server-side apply)."""
     merged: dict[str, dict[str, Any]] = {e["name"]: e for e in base}

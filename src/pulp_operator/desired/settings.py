@@ -144,9 +144,12 @@ def ldap_ca_path(ctx: Ctx) -> str:
 def _storages(ctx: Ctx) -> dict[str, Any]:
     spec = ctx.spec
     if spec.object_storage_s3_secret:
-        data = ctx.secret(
-            spec.object_storage_s3_secret, "spec.object_storage_s3_secret", "s3-bucket-name"
-        ) or {}
+        data = (
+            ctx.secret(
+                spec.object_storage_s3_secret, "spec.object_storage_s3_secret", "s3-bucket-name"
+            )
+            or {}
+        )
         if data and not (data.get("s3-endpoint") or data.get("s3-region")):
             ctx.problems.add(
                 "SecretKeyMissing",
@@ -164,12 +167,15 @@ def _storages(ctx: Ctx) -> dict[str, Any]:
             options["region_name"] = data["s3-region"]
         backend = "storages.backends.s3boto3.S3Boto3Storage"
     elif spec.object_storage_azure_secret:
-        data = ctx.secret(
-            spec.object_storage_azure_secret,
-            "spec.object_storage_azure_secret",
-            "azure-account-name",
-            "azure-container",
-        ) or {}
+        data = (
+            ctx.secret(
+                spec.object_storage_azure_secret,
+                "spec.object_storage_azure_secret",
+                "azure-account-name",
+                "azure-container",
+            )
+            or {}
+        )
         options = {
             "account_name": data.get("azure-account-name", ""),
             "azure_container": data.get("azure-container", ""),
@@ -179,9 +185,12 @@ def _storages(ctx: Ctx) -> dict[str, Any]:
         }
         backend = "storages.backends.azure_storage.AzureStorage"
     elif spec.object_storage_gcs_secret:
-        data = ctx.secret(
-            spec.object_storage_gcs_secret, "spec.object_storage_gcs_secret", "gcs-bucket-name"
-        ) or {}
+        data = (
+            ctx.secret(
+                spec.object_storage_gcs_secret, "spec.object_storage_gcs_secret", "gcs-bucket-name"
+            )
+            or {}
+        )
         options = {"bucket_name": data.get("gcs-bucket-name", "")}
         for key in ("iam-sign-blob", "querystring-auth", "file-overwrite"):
             if key in data:
@@ -293,7 +302,9 @@ def secret_env(ctx: Ctx) -> list[dict[str, Any]]:
         ]
         data = ctx.inputs.secrets.get(pg) or {}
         if data.get("POSTGRES_SSLMODE"):
-            env.append(env_secret("PULP_DATABASES__default__OPTIONS__sslmode", pg, "POSTGRES_SSLMODE"))
+            env.append(
+                env_secret("PULP_DATABASES__default__OPTIONS__sslmode", pg, "POSTGRES_SSLMODE")
+            )
     env.append(env_secret("PULP_SECRET_KEY", ctx.secrets.secret_key, "secret_key"))
     env += _cache_env(ctx)
     env += _storage_env(ctx)

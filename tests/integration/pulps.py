@@ -1,0 +1,80 @@
+"""Helpers for tests that put Pulp CRs and their referenced objects into a real API server."""
+
+from __future__ import annotations
+
+import copy
+import glob
+from pathlib import Path
+from typing import Any
+
+import yaml
+from lightkube.core.exceptions import ApiError
+
+from pulp_operator.api.crd import API_VERSION
+from pulp_operator.devcluster import ClusterInfo
+from pulp_operator.kube import Kube, PulpResource, resource_class
+
+SAMPLES = Path(__file__).resolve().parents[3] / "shared" / "upstream-samples"
+INVALID_AS_WRITTEN = {"pulp-with-hpa.yaml"}
+
+
+def sample_files() -> list[str]:
+    """Upstream sample files holding a valid v1 Pulp."""
+    out = []
+    for path in sorted(glob.glob(str(SAMPLES / "*.yaml"))):
+        name = Path(path).name
+        docs = [d for d in yaml.safe_load_all(Path(path).read_text()) if d]
+        if name not in INVALID_AS_WRITTEN and any(
+            d.get("kind") == "Pulp" and d.get("apiVersion") == API_VERSION for d in docs
+        ):
+            out.append(name)
+    return out
+
+
+def load_sample(name: str) -> list[dict[str, Any]]:
+    return [d for d in yaml.safe_load_all((SAMPLES / name).read_text()) if d]
+
+
+def kube_for(info: ClusterInfo) -> Kube:
+    return Kube.from_config(str(info.kubeconfig))
+
+
+async def create_all(kube: Kube, namespace: str, docs: list[dict[str, Any]]) -> list[str]:
+    """Create the Secrets, ConfigMaps and Pulps of `docs` in `namespace`; returns Pulp names."""
+    pulps = []
+    for doc in docs:
+        if doc.get("kind") not in ("Secret", "ConfigMap", "Pulp"):
+            continue
+        body = copy.deepcopy(doc)
+        body["metadata"] = {**body["metadata"], "namespace": namespace}
+        if body["kind"] == "Pulp":
+            pulps.append(body["metadata"]["name"])
+        await kube.client.create(resource_class(body).from_dict(body), namespace=namespace)  # type: ignore[attr-defined]
+    return pulps
+
+
+async def get_pulp(kube: Kube, namespace: str, name: str) -> dict[str, Any]:
+    obj = await kube.get(PulpResource, name, namespace)
+    assert obj is not None, f"Pulp {name} not found"
+    return obj
+
+
+def condition(pulp: dict[str, Any], type_: str) -> dict[str, Any]:
+    for cond in (pulp.get("status") or {}).get("conditions") or []:
+        if cond["type"] == type_:
+            return dict(cond)
+    raise AssertionError(f"no condition {type_} in {pulp.get('status')}")
+
+
+async def patch_spec(kube: Kube, namespace: str, name: str, patch: dict[str, Any]) -> None:
+    await kube.client.patch(PulpResource, name, {"spec": patch}, namespace=namespace)
+
+
+async def rejected(kube: Kube, namespace: str, body: dict[str, Any]) -> str:
+    """Create `body` expecting the API server to refuse it; returns its message."""
+    body = {**body, "metadata": {**body["metadata"], "namespace": namespace}}
+    try:
+        await kube.client.create(PulpResource(body), namespace=namespace)  # type: ignore[arg-type]
+    except ApiError as exc:
+        return str(exc.status.message)
+    raise AssertionError("the API server accepted an invalid Pulp")
