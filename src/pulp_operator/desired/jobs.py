@@ -1,8 +1,9 @@
 """The migration Job and the admin password Job.
 
-Their names carry a digest of what they do, so that a new image or a new password gets a new Job and
-a finished Job is never re-run; the operator reads their outcome (they have no TTL). Their pod
-templates carry no config hash: a Job's template cannot change after creation.
+Their names carry a digest of what they do (image and storage type; password), so that a new image
+or a new password gets a new Job and a finished Job is never re-run; the operator reads their
+outcome (they have no TTL). Their pod templates carry no config hash: a Job's template cannot
+change after creation.
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ from ..api.types import PulpJob
 from .common import (
     PULP_UID,
     container_security_context,
-    digest,
     env_secret,
     merge_env,
     meta,
@@ -34,8 +34,9 @@ PASSWORD_ENV = "PULP_ADMIN_PASSWORD"
 
 
 def admin_password_hash(inputs: Inputs) -> str | None:
-    """HMAC of the admin password keyed with the Django secret key (not guessable from the status,
-    even for a weak password); None when the password is not known."""
+    """A short HMAC of the admin password keyed with the Django secret key, so that the status and
+    the Job name do not let anyone test guesses of a weak password; None when the password is not
+    known. The admin password Job is named after it and status.admin_password_hash records it."""
     admin = inputs.spec.admin_password_secret or names.admin_password(inputs.name)
     password = (inputs.secrets.get(admin) or {}).get("password")
     if password is None:
@@ -44,7 +45,7 @@ def admin_password_hash(inputs: Inputs) -> str | None:
     key = (inputs.secrets.get(key_secret) or {}).get("secret_key") or (
         f"{inputs.namespace}/{inputs.name}"
     )
-    return hmac.new(key.encode(), password.encode(), hashlib.sha256).hexdigest()
+    return hmac.new(key.encode(), password.encode(), hashlib.sha256).hexdigest()[:16]
 
 
 def _job(
@@ -113,8 +114,7 @@ def admin_password_job_name(ctx: Ctx) -> str | None:
     password_hash = admin_password_hash(ctx.inputs)
     if password_hash is None or password_hash == ctx.inputs.status.admin_password_hash:
         return None
-    # The image is part of the name: a Job's pod template is immutable.
-    return names.admin_password_job(ctx.name, digest(f"{password_hash}|{ctx.pod_image}", 10))
+    return names.admin_password_job(ctx.name, password_hash)
 
 
 def admin_password_job(ctx: Ctx) -> list[Manifest]:
