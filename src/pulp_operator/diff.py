@@ -16,7 +16,7 @@ from typing import Any
 
 APPLIED_HASH_ANNOTATION = "repo-manager.pulpproject.org/applied-hash"
 
-_SUFFIXES = {
+_SUFFIXES: dict[str, int | Decimal] = {
     "Ki": 2**10,
     "Mi": 2**20,
     "Gi": 2**30,
@@ -41,7 +41,7 @@ def digest(obj: Any) -> str:
 
 def stamped(obj: dict[str, Any]) -> dict[str, Any]:
     """The manifest with its own hash in an annotation (the hash covers everything else)."""
-    out = json.loads(json.dumps(obj))
+    out: dict[str, Any] = json.loads(json.dumps(obj))
     meta = out.setdefault("metadata", {})
     meta.setdefault("annotations", {})[APPLIED_HASH_ANNOTATION] = digest(obj)
     return out

@@ -8,12 +8,12 @@ from collections import Counter
 from collections.abc import Mapping
 from typing import Any
 
-import httpx
 from lightkube import AsyncClient, KubeConfig
 from lightkube.core.exceptions import ApiError
 from lightkube.core.resource import NamespacedResource
 from lightkube.core.resource_registry import resource_registry
 from lightkube.generic_resource import create_namespaced_resource
+from lightkube.models.core_v1 import EventSource, ObjectReference
 from lightkube.models.meta_v1 import ObjectMeta
 from lightkube.resources.apps_v1 import Deployment, StatefulSet
 from lightkube.resources.autoscaling_v2 import HorizontalPodAutoscaler
@@ -29,7 +29,7 @@ from lightkube.resources.core_v1 import (
 from lightkube.resources.networking_v1 import Ingress
 from lightkube.resources.policy_v1 import PodDisruptionBudget
 from lightkube.resources.rbac_authorization_v1 import Role, RoleBinding
-from lightkube.types import PatchType
+from lightkube.types import CascadeType, PatchType
 
 from .api.crd import GROUP, VERSION
 from .names import MANAGER, OWNED_LABEL
@@ -93,7 +93,7 @@ class Kube:
     @classmethod
     def from_config(cls, kubeconfig: str | None = None) -> Kube:
         config = KubeConfig.from_file(kubeconfig) if kubeconfig else None
-        return cls(AsyncClient(config=config, field_manager=MANAGER, timeout=httpx.Timeout(30)))
+        return cls(AsyncClient(config=config, field_manager=MANAGER))
 
     async def close(self) -> None:
         await self.client.close()
@@ -114,11 +114,15 @@ class Kube:
         items = self.client.list(cls, namespace=namespace, labels={OWNED_LABEL: pulp})
         return [_to_dict(o) async for o in items]
 
-    async def has_api_group(self, group: str) -> bool:
+    async def has_routes(self) -> bool:
+        """Whether the route.openshift.io API exists (OpenShift)."""
         try:
-            await self.client._client.request("get", f"/apis/{group}")
-        except Exception:
-            return False
+            async for _ in self.client.list(RouteResource, namespace="default", chunk_size=1):
+                break
+        except ApiError as exc:
+            if exc.status.code == 404:
+                return False
+            raise
         return True
 
     # Writes
@@ -142,9 +146,7 @@ class Kube:
         cls = resource_class(obj)
         self.writes["create"] += 1
         try:
-            result = await self.client.create(
-                _from_dict(cls, obj), namespace=obj["metadata"].get("namespace")
-            )
+            result = await self.client.create(cls.from_dict(obj))  # type: ignore[attr-defined]
         except ApiError as exc:
             if exc.status.code == 409:
                 return None
@@ -162,20 +164,17 @@ class Kube:
     ) -> None:
         self.writes["status"] += 1
         await self.client.patch(
-            cls,
+            cls.Status,  # type: ignore[attr-defined]
             name,
             {"status": status},
             namespace=namespace,
             patch_type=PatchType.MERGE,
-            subresource="status",
         )
 
     async def delete(self, cls: type[NamespacedResource], name: str, namespace: str) -> None:
         self.writes["delete"] += 1
         try:
-            await self.client.delete(
-                cls, name, namespace=namespace, propagation_policy="Background"
-            )  # type: ignore[call-arg]
+            await self.client.delete(cls, name, namespace=namespace, cascade=CascadeType.BACKGROUND)
         except ApiError as exc:
             if exc.status.code != 404:
                 raise
@@ -187,22 +186,22 @@ class Kube:
         meta = involved["metadata"]
         body = Event(
             metadata=ObjectMeta(generateName=f"{meta['name']}.", namespace=meta["namespace"]),
-            involvedObject={  # type: ignore[arg-type]
-                "apiVersion": involved["apiVersion"],
-                "kind": involved["kind"],
-                "name": meta["name"],
-                "namespace": meta["namespace"],
-                "uid": meta.get("uid"),
-            },
+            involvedObject=ObjectReference(
+                apiVersion=involved["apiVersion"],
+                kind=involved["kind"],
+                name=meta["name"],
+                namespace=meta["namespace"],
+                uid=meta.get("uid"),
+            ),
             reason=reason,
             message=message[:1024],
             type="Warning" if warning else "Normal",
-            source={"component": MANAGER},  # type: ignore[arg-type]
+            source=EventSource(component=MANAGER),
             reportingComponent=MANAGER,
         )
         self.writes["event"] += 1
         try:
-            await self.client.create(body, namespace=meta["namespace"])
+            await self.client.create(body)
         except ApiError as exc:
             log.warning("cannot post event %s on %s: %s", reason, meta["name"], exc)
 
@@ -212,7 +211,3 @@ def _to_dict(obj: Any) -> Obj:
         return obj
     result: Obj = obj.to_dict()
     return result
-
-
-def _from_dict(cls: type[NamespacedResource], obj: Obj) -> Any:
-    return cls.from_dict(obj)  # type: ignore[attr-defined]

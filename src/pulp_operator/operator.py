@@ -95,7 +95,7 @@ def build_registry(runtime: Runtime) -> kopf.OperatorRegistry:
             settings.watching.label_selectors[group, plural] = names.OWNED_LABEL
         kube = Kube.from_config(runtime.options.kubeconfig)
         runtime.kube = kube
-        cluster = ClusterFacts(has_routes=await kube.has_api_group("route.openshift.io"))
+        cluster = ClusterFacts(has_routes=await kube.has_routes())
         reconciler = Reconciler(kube, cluster)
 
         async def handle(key: Key) -> float | None:
@@ -128,17 +128,17 @@ def build_registry(runtime: Runtime) -> kopf.OperatorRegistry:
 
     @kopf.index(GROUP, "v1", "pulps", registry=registry, id="references")
     async def reference_index(
-        namespace: str, name: str, spec: kopf.Spec, **_: Any
+        namespace: str | None, name: str, spec: kopf.Spec, **_: Any
     ) -> dict[tuple[str, str, str], str] | None:
         try:
             parsed = PulpSpec.model_validate(dict(spec))
         except ValueError:
             return None
-        return {(ref.kind, namespace, ref.name): name for ref in references(parsed)}
+        return {(ref.kind, namespace or "", ref.name): name for ref in references(parsed)}
 
     @kopf.on.event(GROUP, "v1", "pulps", registry=registry, id="pulp")
-    async def pulp_event(namespace: str, name: str, type: str | None, **_: Any) -> None:
-        key = (namespace, name)
+    async def pulp_event(namespace: str | None, name: str, type: str, **_: Any) -> None:
+        key = (namespace or "", name)
         if type == "DELETED":
             runtime.known.discard(key)
             return
@@ -185,9 +185,9 @@ def _watch_shared(
         namespace: str | None,
         name: str,
         meta: kopf.Meta,
-        references: kopf.Index[tuple[str, str, str], str],
-        **_: Any,
+        **kwargs: Any,
     ) -> None:
+        references: kopf.Index[tuple[str, str, str], str] = kwargs["references"]
         key = _owner_key(namespace, meta)
         if key is not None:
             enqueue(key)

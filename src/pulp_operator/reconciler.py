@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from lightkube.core.exceptions import ApiError
+from lightkube.core.resource import NamespacedResource
 from lightkube.resources.batch_v1 import Job
 from lightkube.resources.core_v1 import ConfigMap, PersistentVolumeClaim, Secret
 from pydantic import ValidationError
@@ -27,6 +28,16 @@ from .status import checks, conditions, single
 
 log = logging.getLogger(__name__)
 
+_REFERENCE_CLASSES: dict[str, type[NamespacedResource]] = {
+    "Secret": Secret,
+    "ConfigMap": ConfigMap,
+    "PersistentVolumeClaim": PersistentVolumeClaim,
+}
+_REFERENCE_CLASSES: dict[str, type[NamespacedResource]] = {
+    "Secret": Secret,
+    "ConfigMap": ConfigMap,
+    "PersistentVolumeClaim": PersistentVolumeClaim,
+}
 # Kinds never deleted by pruning: they hold data.
 _NEVER_PRUNED = {"PersistentVolumeClaim"}
 
@@ -186,11 +197,7 @@ class Reconciler:
         config_maps: dict[str, dict[str, str]] = {}
         problems: list[Problem] = []
         for ref in references(spec):
-            cls = {
-                "Secret": Secret,
-                "ConfigMap": ConfigMap,
-                "PersistentVolumeClaim": PersistentVolumeClaim,
-            }[ref.kind]
+            cls = _REFERENCE_CLASSES[ref.kind]
             obj = await self.kube.get(cls, ref.name, namespace)
             if obj is None:
                 problems.append(_missing(ref, namespace))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from . import names
 from .api.pulp import Condition, PulpSpec
@@ -188,15 +188,19 @@ def conditions(
                 status=status,
                 reason=check.reason,
                 message=check.message,
-                lastTransitionTime=stamp,
-                observedGeneration=generation,
+                last_transition_time=stamp,
+                observed_generation=generation,
             )
         )
     return out
 
 
 def single(
-    previous: Sequence[Condition], reason: str, message: str, generation: int, status: str = "False"
+    previous: Sequence[Condition],
+    reason: str,
+    message: str,
+    generation: int,
+    status: Literal["True", "False", "Unknown"] = "False",
 ) -> list[Condition]:
     """Conditions when nothing could be built (invalid spec, unmanaged): Ready only, others kept."""
     prev = {c.type: c for c in previous}
@@ -204,10 +208,10 @@ def single(
     stamp = old.last_transition_time if old is not None and old.status == status else now()
     ready = Condition(
         type="Ready",
-        status=status,  # type: ignore[arg-type]
+        status=status,
         reason=reason,
         message=message,
-        lastTransitionTime=stamp,
-        observedGeneration=generation,
+        last_transition_time=stamp,
+        observed_generation=generation,
     )
     return [ready, *(c for c in previous if c.type != "Ready")]

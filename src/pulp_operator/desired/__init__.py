@@ -6,6 +6,7 @@ Pure and deterministic: the same Inputs give byte-identical manifests. The recon
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Literal
 
@@ -169,7 +170,8 @@ def build(inputs: Inputs) -> Desired:
     ]
     _required_secrets(ctx)
     return Desired(
-        objects=objects,
+        # A JSON round trip unshares the parts builders reuse (YAML would dump them as anchors).
+        objects=json.loads(json.dumps(objects)),
         problems=ctx.problems.as_list(),
         image=ctx.pod_image,
         url=ctx.url,

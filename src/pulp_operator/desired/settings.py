@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ast
 from collections.abc import Mapping
+from pprint import pformat
 from typing import Any
 
 from .. import names
@@ -272,7 +273,7 @@ def render(ctx: Ctx) -> str:
         if key in ctx.custom.raw:
             lines.append(f"{key} = {ctx.custom.raw[key]}")
         else:
-            lines.append(f"{key} = {ours[key]!r}")
+            lines.append(f"{key} = {pformat(ours[key], width=100, sort_dicts=True)}")
     lines.extend(ldap_lines(ctx))
     return "\n".join(lines) + "\n"
 
