@@ -33,11 +33,6 @@ _REFERENCE_CLASSES: dict[str, type[NamespacedResource]] = {
     "ConfigMap": ConfigMap,
     "PersistentVolumeClaim": PersistentVolumeClaim,
 }
-_REFERENCE_CLASSES: dict[str, type[NamespacedResource]] = {
-    "Secret": Secret,
-    "ConfigMap": ConfigMap,
-    "PersistentVolumeClaim": PersistentVolumeClaim,
-}
 # Kinds never deleted by pruning: they hold data.
 _NEVER_PRUNED = {"PersistentVolumeClaim"}
 
