@@ -90,10 +90,10 @@ def _empty(value: Any) -> bool:
 
 
 def _scalar_equal(live: Any, want: Any) -> bool:
+    if isinstance(live, bool) or isinstance(want, bool):
+        return live is want
     if live == want:
         return True
-    if isinstance(live, bool) or isinstance(want, bool):
-        return False
     if isinstance(live, (str, int, float)) and isinstance(want, (str, int, float)):
         a, b = _quantity(live), _quantity(want)
         return a is not None and a == b
