@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -64,7 +65,8 @@ def kinds_names(objects: list[Manifest]) -> list[tuple[str, str]]:
 
 
 def dump(objects: list[Manifest]) -> str:
-    return "".join("---\n" + yaml.safe_dump(o, sort_keys=True) for o in objects)
+    """The objects as text, in their own key order (stricter than sorted YAML, and fast)."""
+    return "\n".join(json.dumps(o) for o in objects)
 
 
 def container(obj: Manifest, index: int = 0) -> dict[str, Any]:

@@ -1,0 +1,157 @@
+"""The whole operator (kopf watches + work queue + reconciler) against real control planes."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import pytest
+from lightkube.resources.apps_v1 import Deployment
+from lightkube.resources.core_v1 import ConfigMap, Event, Secret
+
+from pulp_operator import names
+from pulp_operator.devcluster import ClusterInfo
+from pulp_operator.operator import RunOptions, Runtime, running
+
+from .pulps import condition, create_all, get_pulp, kube_for, load_sample, patch_spec
+
+
+async def eventually(
+    check: Callable[[], Awaitable[Any]], timeout: float = 30.0, what: str = "condition"
+) -> Any:
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = await check()
+        if last:
+            return last
+        await asyncio.sleep(0.25)
+    raise AssertionError(f"{what} not reached within {timeout}s (last: {last!r})")
+
+
+@pytest.fixture
+async def operator_for(
+    monkeypatch: pytest.MonkeyPatch,
+) -> AsyncIterator[Callable[[ClusterInfo, str], Any]]:
+    stack: list[Any] = []
+
+    async def start(info: ClusterInfo, namespace: str) -> Runtime:
+        monkeypatch.setenv("KUBECONFIG", str(info.kubeconfig))
+        ctx = running(
+            RunOptions(
+                namespaces=(namespace,),
+                health_address=None,
+                metrics_port=0,
+                kubeconfig=str(info.kubeconfig),
+                resync_seconds=3600,
+            )
+        )
+        runtime = await ctx.__aenter__()
+        stack.append(ctx)
+        return runtime
+
+    yield start
+    for ctx in reversed(stack):
+        await ctx.__aexit__(None, None, None)
+
+
+@pytest.mark.apiserver
+async def test_operator_creates_and_repairs(
+    apiserver: ClusterInfo, api_namespace: str, operator_for: Callable[[ClusterInfo, str], Any]
+) -> None:
+    kube = kube_for(apiserver)
+    try:
+        await operator_for(apiserver, api_namespace)
+        (name,) = await create_all(kube, api_namespace, load_sample("simple.yaml"))
+
+        async def api_exists() -> Any:
+            return await kube.get(Deployment, names.api(name), api_namespace)
+
+        await eventually(api_exists, what="api Deployment created")
+
+        # a child deleted by hand comes back, through the watch on owned objects
+        await kube.client.delete(Deployment, names.api(name), namespace=api_namespace)
+        started = time.monotonic()
+        await eventually(api_exists, what="api Deployment restored")
+        assert time.monotonic() - started < 15
+
+        # a referenced ConfigMap edited: settings.py follows, without any annotation on it
+        server_before = await kube.get(Secret, names.server_settings(name), api_namespace)
+        assert server_before is not None
+        await kube.client.patch(
+            ConfigMap, "settings", {"data": {"analytics": "True"}}, namespace=api_namespace
+        )
+
+        async def settings_changed() -> bool:
+            now = await kube.get(Secret, names.server_settings(name), api_namespace)
+            return now is not None and now["data"] != server_before["data"]
+
+        await eventually(settings_changed, what="settings.py updated")
+        cm = await kube.get(ConfigMap, "settings", api_namespace)
+        assert cm is not None
+        assert not any("kopf" in key for key in (cm["metadata"].get("annotations") or {})), (
+            "kopf must not write on referenced objects"
+        )
+        assert not cm["metadata"].get("finalizers")
+
+        pulp = await get_pulp(kube, api_namespace, name)
+        assert not pulp["metadata"].get("finalizers")
+        assert not any("kopf" in k for k in (pulp["metadata"].get("annotations") or {}))
+
+        events = [e async for e in kube.client.list(Event, namespace=api_namespace)]
+        reasons = {e.reason for e in events if e.involvedObject.name == name}
+        assert "Created" in reasons
+    finally:
+        await kube.close()
+
+
+@pytest.mark.cluster
+async def test_pulp_becomes_ready_with_its_pods(
+    cluster: ClusterInfo, cluster_namespace: str, operator_for: Callable[[ClusterInfo, str], Any]
+) -> None:
+    kube = kube_for(cluster)
+    try:
+        await operator_for(cluster, cluster_namespace)
+        (name,) = await create_all(kube, cluster_namespace, load_sample("simple.yaml"))
+
+        async def ready() -> Any:
+            pulp = await get_pulp(kube, cluster_namespace, name)
+            try:
+                return condition(pulp, "Ready")["status"] == "True" and pulp
+            except AssertionError:
+                return False
+
+        pulp = await eventually(ready, timeout=120, what="Pulp Ready=True")
+        for type_ in (
+            "APIReady",
+            "ContentReady",
+            "WorkerReady",
+            "WebReady",
+            "DatabaseReady",
+            "CacheReady",
+            "MigrationsComplete",
+        ):
+            assert condition(pulp, type_)["status"] == "True", type_
+        assert condition(pulp, "Degraded")["status"] == "False"
+        assert pulp["status"]["migrated_image"] == pulp["status"]["image"]
+
+        # a Deployment that cannot become available: Ready=False naming the component
+        await patch_spec(
+            kube, cluster_namespace, name, {"api": {"node_selector": {"no-such-node": "x"}}}
+        )
+
+        async def api_not_ready() -> Any:
+            pulp = await get_pulp(kube, cluster_namespace, name)
+            cond = condition(pulp, "Ready")
+            return cond["status"] == "False" and cond
+
+        cond = await eventually(api_not_ready, timeout=60, what="Ready=False for the api")
+        assert cond["reason"].startswith("API")
+        assert names.api(name) in cond["message"]
+        assert condition(await get_pulp(kube, cluster_namespace, name), "APIReady")["status"] == (
+            "False"
+        )
+    finally:
+        await kube.close()
