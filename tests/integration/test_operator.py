@@ -19,16 +19,16 @@ from .pulps import condition, create_all, get_pulp, kube_for, load_sample, patch
 
 
 async def eventually(
-    check: Callable[[], Awaitable[Any]], timeout: float = 30.0, what: str = "condition"
+    check: Callable[[], Awaitable[Any]], within: float = 30.0, what: str = "condition"
 ) -> Any:
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + within
     last: Any = None
     while time.monotonic() < deadline:
         last = await check()
         if last:
             return last
         await asyncio.sleep(0.25)
-    raise AssertionError(f"{what} not reached within {timeout}s (last: {last!r})")
+    raise AssertionError(f"{what} not reached within {within}s (last: {last!r})")
 
 
 @pytest.fixture
@@ -123,7 +123,7 @@ async def test_pulp_becomes_ready_with_its_pods(
             except AssertionError:
                 return False
 
-        pulp = await eventually(ready, timeout=120, what="Pulp Ready=True")
+        pulp = await eventually(ready, within=120, what="Pulp Ready=True")
         for type_ in (
             "APIReady",
             "ContentReady",
@@ -147,7 +147,7 @@ async def test_pulp_becomes_ready_with_its_pods(
             cond = condition(pulp, "Ready")
             return cond["status"] == "False" and cond
 
-        cond = await eventually(api_not_ready, timeout=60, what="Ready=False for the api")
+        cond = await eventually(api_not_ready, within=60, what="Ready=False for the api")
         assert cond["reason"].startswith("API")
         assert names.api(name) in cond["message"]
         assert condition(await get_pulp(kube, cluster_namespace, name), "APIReady")["status"] == (
