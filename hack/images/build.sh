@@ -145,7 +145,7 @@ in_root() {
 
 apt_install() { # ROOT PACKAGE...
   local root=$1; shift
-  cp /etc/resolv.conf "$root/etc/resolv.conf"
+  rm -f "$root/etc/resolv.conf"; cp /etc/resolv.conf "$root/etc/resolv.conf"
   in_root "$root" apt-get update -q
   in_root "$root" apt-get install -y -q --no-install-recommends "$@"
 }
@@ -181,7 +181,7 @@ EOF
   # Package scripts must not start services in the build root.
   printf '#!/bin/sh\nexit 101\n' >"$root/usr/sbin/policy-rc.d"
   chmod 0755 "$root/usr/sbin/policy-rc.d"
-  cp /etc/resolv.conf "$root/etc/resolv.conf"
+  rm -f "$root/etc/resolv.conf"; cp /etc/resolv.conf "$root/etc/resolv.conf"
   in_root "$root" apt-get update -q
   in_root "$root" apt-get -y -q upgrade
   find "$root/usr/share/doc" -mindepth 1 -not -name copyright -not -type d -delete
@@ -249,6 +249,21 @@ new_image() { # WORK
 
 unpack_base() { # ROOT
   tar --numeric-owner --xattrs --xattrs-include='*' -xpf "$BASE_TAR" -C "$1"
+  # Package scripts must not start services in the build root (clean_rootfs removes it again).
+  printf '#!/bin/sh\nexit 101\n' >"$1/usr/sbin/policy-rc.d"
+  chmod 0755 "$1/usr/sbin/policy-rc.d"
+}
+
+# rp ROOT PATH: ROOT/PATH for host-side changes, refusing a PATH that leaves ROOT through an
+# absolute symlink of the rootfs (/var/run -> /run would otherwise mean the host's /run).
+rp() {
+  local root resolved
+  root=$(realpath "$1")
+  resolved=$(realpath -m "$1$2")
+  case "$resolved" in
+    "$root"/*) printf '%s\n' "$resolved" ;;
+    *) echo "refusing to touch $2: it resolves outside the rootfs ($resolved)" >&2; return 1 ;;
+  esac
 }
 
 pack_image() { # WORK IMAGE -- umoci config args...
@@ -345,12 +360,17 @@ configure_postgres() {
   # No JIT: libLLVM is a third of the image and PostgreSQL runs without it (jit just stays off).
   rm -rf "$root$bin/lib/llvmjit"* "$root$bin/lib/bitcode"
   in_root "$root" dpkg --purge --force-depends libllvm14 libllvm15 libz3-4 2>&1 || :
-  install -d -m 3777 -o 999 -g 999 "$root/var/run/postgresql"
-  install -d -m 1777 -o 999 -g 999 "$root/var/lib/postgresql/data"
-  install -d -m 0755 "$root/docker-entrypoint-initdb.d"
-  install -m 0755 "$here/files/postgres/docker-entrypoint.sh" "$root/usr/local/bin/docker-entrypoint.sh"
+  local run data initdb entry
+  run=$(rp "$root" /run/postgresql) data=$(rp "$root" /var/lib/postgresql/data)
+  initdb=$(rp "$root" /docker-entrypoint-initdb.d) entry=$(rp "$root" /usr/local/bin/docker-entrypoint.sh)
+  install -d -m 3777 -o 999 -g 999 "$run"
+  install -d -m 1777 -o 999 -g 999 "$data"
+  install -d -m 0755 "$initdb"
+  install -m 0755 "$here/files/postgres/docker-entrypoint.sh" "$entry"
   ln -sf usr/local/bin/docker-entrypoint.sh "$root/docker-entrypoint.sh"
-  in_root "$root" /bin/sh -ec "command -v postgres initdb pg_ctl pg_isready psql setpriv"
+  in_root "$root" /bin/sh -ec "export PATH=$bin/bin:\$PATH
+    for c in postgres initdb pg_ctl pg_isready psql setpriv docker-entrypoint.sh; do command -v \$c; done
+    ls -ld /var/run/postgresql /var/lib/postgresql/data; postgres --version"
 }
 
 # docker.io/library/redis:7 (and :latest)
@@ -371,8 +391,8 @@ build_redis() { # WORK ROOT
 }
 configure_redis() {
   local root=$1
-  install -d -m 0755 -o 999 -g 999 "$root/data"
-  install -m 0755 "$here/files/redis/docker-entrypoint.sh" "$root/usr/local/bin/docker-entrypoint.sh"
+  install -d -m 0755 -o 999 -g 999 "$(rp "$root" /data)"
+  install -m 0755 "$here/files/redis/docker-entrypoint.sh" "$(rp "$root" /usr/local/bin/docker-entrypoint.sh)"
   in_root "$root" /bin/sh -ec 'id redis; command -v redis-server redis-cli setpriv; redis-server --version'
 }
 
@@ -403,10 +423,14 @@ pulp_user() {
   in_root "$root" /bin/sh -ec '
     groupadd --system --gid 700 pulp
     useradd --system --uid 700 --gid pulp --home-dir /var/lib/pulp --no-create-home --shell /bin/bash pulp'
-  install -d -m 2775 -o 700 -g 0 "$root/var/lib/pulp" "$root/var/lib/pulp/media" "$root/var/lib/pulp/assets" \
-    "$root/var/lib/pulp/tmp" "$root/var/lib/pulp/scripts"
-  install -d -m 2775 -o 700 -g 0 "$root/etc/pulp" "$root/etc/pulp/keys" "$root/etc/pulp/certs"
-  install -d -m 0755 -o 700 -g 700 "$root/var/lib/operator" "$root/var/lib/operator/static"
+  local d
+  for d in /var/lib/pulp /var/lib/pulp/media /var/lib/pulp/assets /var/lib/pulp/tmp /var/lib/pulp/scripts \
+    /etc/pulp /etc/pulp/keys /etc/pulp/certs; do
+    install -d -m 2775 -o 700 -g 0 "$(rp "$root" "$d")"
+  done
+  for d in /var/lib/operator /var/lib/operator/static; do
+    install -d -m 0755 -o 700 -g 700 "$(rp "$root" "$d")"
+  done
 }
 add_build_cas() {
   local root=$1 crt
@@ -442,10 +466,10 @@ pulp_pip() {
 pulp_helpers() {
   local root=$1 f
   for f in pulp-api pulp-content pulp-worker wait_on_postgres.py wait_on_database_migrations.sh readyz.py route_paths.py; do
-    install -m 0755 "$here/files/pulp/$f" "$root/usr/bin/$f"
+    install -m 0755 "$here/files/pulp/$f" "$(rp "$root" "/usr/bin/$f")"
   done
   if legacy_pulp; then
-    install -m 0755 "$here/files/pulp/pulp-resource-manager" "$root/usr/bin/pulp-resource-manager"
+    install -m 0755 "$here/files/pulp/pulp-resource-manager" "$(rp "$root" /usr/bin/pulp-resource-manager)"
   fi
   # The published image's /bin/sh is bash.
   ln -sf bash "$root/usr/bin/sh"
@@ -497,7 +521,7 @@ build_pulp_web() { # WORK ROOT
 }
 web_snippets() {
   local work=$1 root=$2
-  mkdir -p "$work/wheels" "$root/opt/app-root/etc/nginx.default.d"
+  mkdir -p "$work/wheels" "$(rp "$root" /opt/app-root/etc/nginx.default.d)"
   # The pulpcore wheel alone (the snippets are data files of the plugins inside it).
   env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME="$work" PIP_CERT=/etc/ssl/certs/ca-certificates.crt \
     PIP_CACHE_DIR="$out/.cache/pip" PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_DEFAULT_TIMEOUT=180 \
@@ -522,22 +546,22 @@ configure_web() {
   in_root "$root" /bin/sh -ec '
     useradd --system --uid 1001 --gid 0 --home-dir /opt/app-root/src --no-create-home \
       --shell /usr/sbin/nologin --comment "Default Application User" default'
-  install -d -m 0775 -o 1001 -g 0 "$root/opt/app-root" "$root/opt/app-root/etc" "$root/opt/app-root/src" \
-    "$root/opt/app-root/etc/nginx.d" "$root/opt/app-root/etc/nginx.default.d" "$root/etc/nginx/pulp"
-  chown -R 1001:0 "$root/opt/app-root"
-  chmod -R g+rwX "$root/opt/app-root"
+  for d in /opt/app-root /opt/app-root/etc /opt/app-root/src /opt/app-root/etc/nginx.d \
+    /opt/app-root/etc/nginx.default.d /etc/nginx/pulp; do
+    install -d -m 0775 -o 1001 -g 0 "$(rp "$root" "$d")"
+  done
+  chown -R 1001:0 "$(rp "$root" /opt/app-root)"
+  chmod -R g+rwX "$(rp "$root" /opt/app-root)"
   # Writable for uid 1001 and for any uid of group 0 (the operator runs pulp-web as uid 700):
   # pid file (/run/nginx.pid is the compiled-in default), temp paths, logs, caches.
   for d in /run /var/lib/nginx /var/lib/nginx/body /var/lib/nginx/proxy /var/lib/nginx/fastcgi \
     /var/lib/nginx/uwsgi /var/lib/nginx/scgi /var/log/nginx /var/cache/nginx; do
-    install -d "$root$d"
-    chown 1001:0 "$root$d"
-    chmod 0775 "$root$d"
+    install -d -m 0775 -o 1001 -g 0 "$(rp "$root" "$d")"
   done
-  ln -sf /dev/stdout "$root/var/log/nginx/access.log"
-  ln -sf /dev/stderr "$root/var/log/nginx/error.log"
-  rm -f "$root/etc/nginx/sites-enabled/"* "$root/etc/nginx/modules-enabled/"*
-  install -m 0644 "$here/files/pulp-web/nginx.conf" "$root/etc/nginx/nginx.conf"
+  ln -sf /dev/stdout "$(rp "$root" /var/log/nginx)/access.log"
+  ln -sf /dev/stderr "$(rp "$root" /var/log/nginx)/error.log"
+  rm -f "$(rp "$root" /etc/nginx/sites-enabled)/"* "$(rp "$root" /etc/nginx/modules-enabled)/"*
+  install -m 0644 "$here/files/pulp-web/nginx.conf" "$(rp "$root" /etc/nginx/nginx.conf)"
   in_root "$root" /bin/sh -ec 'nginx -V 2>&1; nginx -t -c /etc/nginx/nginx.conf'
 }
 

@@ -123,7 +123,8 @@ class Reconciler:
             cluster=self.cluster,
         )
         built = desired.build(inputs)
-        problems.extend(built.problems)
+        seen = {p.message for p in problems}
+        problems.extend(p for p in built.problems if p.message not in seen)
         reference_problems = [p for p in problems if p.reason.endswith("NotFound")]
         if not reference_problems:
             await self._apply_all(pulp, spec, built, live, owner, outcome, problems)
@@ -152,17 +153,12 @@ class Reconciler:
             o["kind"] == "Deployment" and o["metadata"]["name"] == names.web(name)
             for o in built.objects
         )
-        migration_pending = [
-            o["metadata"]["name"]
-            for o in built.objects
-            if o["kind"] == "Job" and "migration" in o["metadata"]["name"]
-        ]
-        migrated = spec.disable_migrations or not migration_pending
+        migrated = spec.disable_migrations or built.migration_job is None
         migration_message = (
             "migrations disabled"
             if spec.disable_migrations
-            else f"Job {migration_pending[0]} migrates the database"
-            if migration_pending
+            else f"Job {built.migration_job} migrates the database"
+            if built.migration_job
             else f"database migrated for {status.migrated_image or built.image}"
         )
         component_checks = checks(
@@ -226,14 +222,13 @@ class Reconciler:
     ) -> PulpStatus:
         """Remember what succeeded Jobs achieved in the status (the Jobs are pruned later)."""
         update: dict[str, Any] = {}
-        image = f"{spec.image}:{spec.image_version}"
-        migration_prefix = names.migration_job(name, "")
+        migration = desired.migration_job_name(name, spec)
         password_prefix = names.admin_password_job(name, "")
         for (kind, job_name), job in live.items():
             if kind != "Job" or job_state(job).state != "succeeded":
                 continue
-            if job_name.startswith(migration_prefix) and _job_image(job) == image:
-                update["migrated_image"] = image
+            if job_name == migration:
+                update["migrated_image"] = desired.spec_image(spec)
             elif job_name.startswith(password_prefix):
                 update["admin_password_hash"] = job_name.removeprefix(password_prefix)
         return status.model_copy(update=update) if update else status
@@ -366,14 +361,6 @@ class Reconciler:
             message,
         )
         await self.kube.event(pulp, reason=reason, message=message, warning=warning)
-
-
-def _job_image(job: Obj) -> str | None:
-    containers = (((job.get("spec") or {}).get("template") or {}).get("spec") or {}).get(
-        "containers"
-    ) or [{}]
-    image: str | None = containers[0].get("image")
-    return image
 
 
 def _condition_for(ref: Reference) -> str:

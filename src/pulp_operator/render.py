@@ -158,8 +158,20 @@ def _render_one(
     return generated + built.objects
 
 
+class _Dumper(yaml.SafeDumper):
+    """Multi-line strings (settings.py, nginx.conf) as readable literal blocks."""
+
+
+def _str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    style = "|" if "\n" in value and not value.startswith(" ") else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+_Dumper.add_representer(str, _str)
+
+
 def dump(objects: Iterable[Manifest]) -> str:
     return "".join(
-        "---\n" + yaml.safe_dump(o, sort_keys=True, default_flow_style=False, width=100)
+        "---\n" + yaml.dump(o, Dumper=_Dumper, sort_keys=True, default_flow_style=False, width=100)
         for o in objects
     )

@@ -57,7 +57,9 @@ def find(objects: list[Manifest], kind: str, name: str) -> Manifest:
     for obj in objects:
         if obj["kind"] == kind and obj["metadata"]["name"] == name:
             return obj
-    raise AssertionError(f"no {kind} {name} in {[(o['kind'], o['metadata']['name']) for o in objects]}")
+    raise AssertionError(
+        f"no {kind} {name} in {[(o['kind'], o['metadata']['name']) for o in objects]}"
+    )
 
 
 def kinds_names(objects: list[Manifest]) -> list[tuple[str, str]]:
@@ -72,5 +74,3 @@ def dump(objects: list[Manifest]) -> str:
 def container(obj: Manifest, index: int = 0) -> dict[str, Any]:
     result: dict[str, Any] = obj["spec"]["template"]["spec"]["containers"][index]
     return result
-
-

@@ -150,9 +150,7 @@ class Ctx:
         missing = [k for k in keys if k not in data]
         if missing:
             self.problems.add(
-                "SecretKeyMissing",
-                f"Secret {secret} {where}has no key {', '.join(missing)}"
-                f" (namespace {self.namespace})",
+                "SecretKeyNotFound", f"Secret {secret} {where}has no key {', '.join(missing)}"
             )
         return data
 

@@ -151,12 +151,6 @@ def _storages(ctx: Ctx) -> dict[str, Any]:
             )
             or {}
         )
-        if data and not (data.get("s3-endpoint") or data.get("s3-region")):
-            ctx.problems.add(
-                "SecretKeyMissing",
-                f"Secret {spec.object_storage_s3_secret} referenced by"
-                " spec.object_storage_s3_secret needs s3-endpoint or s3-region",
-            )
         options: dict[str, Any] = {
             "addressing_style": data.get("s3-addressing-style") or "path",
             "bucket_name": data.get("s3-bucket-name", ""),
