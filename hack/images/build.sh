@@ -194,7 +194,8 @@ EOF
 }
 
 make_base() { # SUITE ROOT
-  debootstrap --variant=minbase "$1" "$2" "$DEBIAN_MIRROR"
+  mkdir -p "$out/.cache/debootstrap-$1"
+  debootstrap --variant=minbase --cache-dir="$out/.cache/debootstrap-$1" "$1" "$2" "$DEBIAN_MIRROR"
 }
 
 ensure_base() { # SUITE -> sets BASE_TAR, BASE_KEY
@@ -224,7 +225,7 @@ clean_rootfs() { # ROOT: what no image should carry
   local root=$1
   rm -f "$root/usr/sbin/policy-rc.d" "$root/etc/resolv.conf"
   rm -rf "$root/var/lib/apt/lists/"* "$root/var/cache/apt/"*.bin "$root/var/cache/stand-in-pip" \
-    "$root/root/.cache" "$root/tmp/"* "$root/var/tmp/"* "$root/dev/"*
+    "$root/root/.cache" "$root/tmp/"* "$root/var/tmp/"* "$root/dev/"* "$root/run/adduser"
   find "$root/var/cache/apt/archives" -mindepth 1 -delete 2>/dev/null || :
   find "$root/var/log" -type f -delete
   rm -f "$root/var/cache/debconf/"*-old "$root/var/lib/dpkg/"*-old "$root/var/cache/ldconfig/aux-cache" \
@@ -354,6 +355,8 @@ postgres_common() {
 configure_postgres() {
   local root=$1 bin=/usr/lib/postgresql/$POSTGRES_MAJOR
   in_root "$root" localedef -i en_US -c -f UTF-8 -A /usr/share/locale/locale.alias en_US.UTF-8
+  # The locale sources are only needed to compile more locales (17 MB).
+  rm -rf "$root/usr/share/i18n/charmaps" "$root/usr/share/i18n/locales"
   # Every initdb listens on all addresses (like the official image).
   sed -ri "s!^#?(listen_addresses)\s*=\s*\S+.*!\1 = '*'!" "$root/usr/share/postgresql/$POSTGRES_MAJOR/postgresql.conf.sample"
   grep -F "listen_addresses = '*'" "$root/usr/share/postgresql/$POSTGRES_MAJOR/postgresql.conf.sample"

@@ -19,7 +19,7 @@ from pydantic import ValidationError
 from . import desired, secretgen
 from .api.crd import API_VERSION
 from .api.pulp import PulpSpec
-from .desired.inputs import Inputs, Manifest
+from .desired.inputs import ClusterFacts, Inputs, Manifest
 from .desired.references import placeholder, references
 
 REDACTED = "<redacted: use --show-secrets>"
@@ -149,8 +149,18 @@ def _render_one(
                 "stringData": shown,
             }
         )
+    routes = spec.ingress_kind == "route"
+    if routes:
+        result.warnings.append("ingress_type route: assuming the cluster serves route.openshift.io")
     built = desired.build(
-        Inputs(name=name, namespace=namespace, spec=spec, secrets=secrets, config_maps=config_maps)
+        Inputs(
+            name=name,
+            namespace=namespace,
+            spec=spec,
+            secrets=secrets,
+            config_maps=config_maps,
+            cluster=ClusterFacts(has_routes=routes),
+        )
     )
     if built.problems:
         first = built.problems[0]

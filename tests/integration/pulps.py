@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import copy
 import glob
+import zlib
 from pathlib import Path
 from typing import Any
 
 import yaml
 from lightkube.core.exceptions import ApiError
+from lightkube.types import PatchType
 
 from pulp_operator.api.crd import API_VERSION
+from pulp_operator.api.pulp import PulpSpec
+from pulp_operator.desired.references import placeholder, references
 from pulp_operator.devcluster import ClusterInfo
 from pulp_operator.kube import Kube, PulpResource, resource_class
 
@@ -39,9 +43,17 @@ def kube_for(info: ClusterInfo) -> Kube:
     return Kube.from_config(str(info.kubeconfig))
 
 
-async def create_all(kube: Kube, namespace: str, docs: list[dict[str, Any]]) -> list[str]:
-    """Create the Secrets, ConfigMaps and Pulps of `docs` in `namespace`; returns Pulp names."""
+async def create_all(
+    kube: Kube, namespace: str, docs: list[dict[str, Any]], *, stand_ins: bool = True
+) -> list[str]:
+    """Create the Secrets, ConfigMaps and Pulps of `docs` in `namespace`; returns Pulp names.
+
+    NodePorts are cluster-wide, so a Pulp's nodeport_port is moved to a port derived from the
+    namespace. With `stand_ins`, Secrets/ConfigMaps a Pulp names but `docs` lacks are created with
+    placeholder data, as `pulp-operator render` assumes them."""
     pulps = []
+    held = {(d["kind"], d["metadata"]["name"]) for d in docs if d.get("kind")}
+    extra: list[dict[str, Any]] = []
     for doc in docs:
         if doc.get("kind") not in ("Secret", "ConfigMap", "Pulp"):
             continue
@@ -49,7 +61,26 @@ async def create_all(kube: Kube, namespace: str, docs: list[dict[str, Any]]) -> 
         body["metadata"] = {**body["metadata"], "namespace": namespace}
         if body["kind"] == "Pulp":
             pulps.append(body["metadata"]["name"])
-        await kube.client.create(resource_class(body).from_dict(body), namespace=namespace)  # type: ignore[attr-defined]
+            spec = body.setdefault("spec", {})
+            if "nodeport_port" in spec:
+                spec["nodeport_port"] = 30000 + zlib.crc32(namespace.encode()) % 2700
+            if stand_ins:
+                for ref in references(PulpSpec.model_validate(spec)):
+                    if ref.kind in ("Secret", "ConfigMap") and (ref.kind, ref.name) not in held:
+                        held.add((ref.kind, ref.name))
+                        extra.append(
+                            {
+                                "apiVersion": "v1",
+                                "kind": ref.kind,
+                                "metadata": {"name": ref.name, "namespace": namespace},
+                                ("stringData" if ref.kind == "Secret" else "data"): placeholder(
+                                    ref
+                                ),
+                            }
+                        )
+        extra.append(body)
+    for body in sorted(extra, key=lambda b: b["kind"] == "Pulp"):
+        await kube.client.create(resource_class(body).from_dict(body))  # type: ignore[attr-defined]
     return pulps
 
 
@@ -67,14 +98,16 @@ def condition(pulp: dict[str, Any], type_: str) -> dict[str, Any]:
 
 
 async def patch_spec(kube: Kube, namespace: str, name: str, patch: dict[str, Any]) -> None:
-    await kube.client.patch(PulpResource, name, {"spec": patch}, namespace=namespace)
+    await kube.client.patch(
+        PulpResource, name, {"spec": patch}, namespace=namespace, patch_type=PatchType.MERGE
+    )
 
 
 async def rejected(kube: Kube, namespace: str, body: dict[str, Any]) -> str:
     """Create `body` expecting the API server to refuse it; returns its message."""
     body = {**body, "metadata": {**body["metadata"], "namespace": namespace}}
     try:
-        await kube.client.create(PulpResource(body), namespace=namespace)  # type: ignore[arg-type]
+        await kube.client.create(PulpResource.from_dict(body))  # type: ignore[attr-defined]
     except ApiError as exc:
         return str(exc.status.message)
     raise AssertionError("the API server accepted an invalid Pulp")

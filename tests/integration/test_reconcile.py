@@ -9,6 +9,7 @@ import pytest
 from lightkube.resources.apps_v1 import Deployment, StatefulSet
 from lightkube.resources.batch_v1 import Job
 from lightkube.resources.core_v1 import ConfigMap, Secret, Service
+from lightkube.types import PatchType
 
 from pulp_operator import names
 from pulp_operator.devcluster import ClusterInfo
@@ -52,7 +53,13 @@ def rendered_keys(docs: list[dict[str, Any]], namespace: str, name: str) -> set[
         [d for d in docs if d.get("kind") != "Pulp" or d["metadata"]["name"] == name],
         namespace=namespace,
     )
-    return {(o["kind"], o["metadata"]["name"]) for o in result.objects}
+    return {job_stem(o["kind"], o["metadata"]["name"]) for o in result.objects}
+
+
+def job_stem(kind: str, name: str) -> tuple[str, str]:
+    """Jobs are named after a hash of what they do (which for the admin password involves a
+    generated key): compare them by the name without it."""
+    return (kind, name.rsplit("-", 1)[0] if kind == "Job" else name)
 
 
 @pytest.mark.parametrize("sample", sample_files())
@@ -64,13 +71,19 @@ async def test_sample_yields_the_rendered_objects(
     reconciler = Reconciler(kube)
     for name in pulps:
         outcome = await reconciler.reconcile(api_namespace, name)
-        assert not [p for p in outcome.problems if p.reason == "ApplyFailed"], outcome.problems
+        pulp = await get_pulp(kube, api_namespace, name)
+        if pulp["spec"].get("ingress_type", "").lower() == "route":
+            # no route.openshift.io here: a clear condition instead of Routes
+            ready = condition(pulp, "Ready")
+            assert ready["reason"] == "RouteUnsupported"
+            assert "spec.ingress_type" in ready["message"]
+            continue
+        assert not outcome.problems, outcome.problems
         live = set(await owned(kube, api_namespace, name))
         # what `render` prints is what the operator applies (generated secrets included)
-        assert rendered_keys(docs, api_namespace, name) <= live
+        assert rendered_keys(docs, api_namespace, name) <= {job_stem(*k) for k in live}
         assert ("Deployment", names.api(name)) in live
         assert ("Service", names.content_service(name)) in live
-        pulp = await get_pulp(kube, api_namespace, name)
         assert pulp["status"]["observedGeneration"] == pulp["metadata"]["generation"]
         assert condition(pulp, "Ready")["status"] == "False"  # no pods run on this tier
 
@@ -190,7 +203,7 @@ def config_hash(deployment: dict[str, Any]) -> str:
 async def complete_job(kube: Kube, namespace: str, name: str) -> None:
     now = "2026-01-01T00:00:00Z"
     await kube.client.patch(
-        Job,
+        Job.Status,
         name,
         {
             "status": {
@@ -204,7 +217,7 @@ async def complete_job(kube: Kube, namespace: str, name: str) -> None:
             }
         },
         namespace=namespace,
-        subresource="status",
+        patch_type=PatchType.MERGE,
     )
 
 
@@ -238,7 +251,7 @@ async def test_drift_is_repaired(kube: Kube, api_namespace: str) -> None:
 
 async def test_missing_secret_is_a_condition_and_recovers(kube: Kube, api_namespace: str) -> None:
     docs = [d for d in load_sample("simple.yaml") if d["kind"] != "Secret"]
-    (name,) = await create_all(kube, api_namespace, docs)
+    (name,) = await create_all(kube, api_namespace, docs, stand_ins=False)
     reconciler = Reconciler(kube)
     await reconciler.reconcile(api_namespace, name)
 

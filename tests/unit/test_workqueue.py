@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 
 from pulp_operator.workqueue import WorkQueue
 
@@ -56,7 +57,7 @@ async def test_failures_retry_with_backoff_then_succeed() -> None:
         await asyncio.sleep(0.02)
     task.cancel()
     assert len(attempts) == 3
-    gaps = [b - a for a, b in zip(attempts, attempts[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(attempts)]
     assert gaps[1] > gaps[0] * 1.2  # exponential
 
 

@@ -1,4 +1,5 @@
-module github.com/pulp/pulp-operator/hack/node/coredns
+// Wrapper module that builds CoreDNS (cluster DNS of the local test node).
+module pulp-operator.local/node/coredns
 
 go 1.26.0
 

@@ -830,8 +830,7 @@ class ControlPlane:
 
     # -- stop -------------------------------------------------------------------------------
 
-    def _teardown(self) -> None:
-        children = list(reversed(self._children))
+    def _terminate(self, children: Sequence[_Child]) -> None:
         for child in children:
             if child.popen.poll() is None:
                 _signal_group(child.popen.pid, signal.SIGTERM)
@@ -846,6 +845,12 @@ class ControlPlane:
                 child.popen.wait()
             # anything else left in the process group
             _signal_group(child.popen.pid, signal.SIGKILL)
+
+    def _teardown(self) -> None:
+        # etcd last: kube-apiserver hangs in its shutdown while etcd is gone.
+        children = list(reversed(self._children))
+        self._terminate([c for c in children if c.name != "etcd"])
+        self._terminate([c for c in children if c.name == "etcd"])
         self._children.clear()
         self.info = None
         if self.state_dir is not None:
