@@ -9,9 +9,9 @@ config/crd/ and returns a :class:`pulp_operator.devcluster.ClusterInfo`):
 Per test: ``api_namespace`` / ``cluster_namespace`` (a fresh namespace name, deleted afterwards)
 and ``api_client`` / ``cluster_client`` (a ``lightkube.AsyncClient``).
 
-Tests that use these fixtures get the matching marker, and tests with the marker get the
-fixture, so ``-m "not cluster"`` deselects them. Missing binaries make such tests fail (never
-skip) with a message naming the binary and ``make testbin``.
+Tests that use these fixtures get the matching marker, so ``-m "not cluster"`` deselects them.
+Missing binaries make tests that use the fixtures or carry the markers fail (never skip) with a
+message naming the binary, the directory searched and ``make testbin``.
 """
 
 from __future__ import annotations
@@ -31,7 +31,9 @@ from pulp_operator.devcluster import (
     ClusterInfo,
     ControlPlane,
     DevClusterError,
+    MissingBinaryError,
     Tier,
+    check_binaries,
     install_crds,
     make_client,
 )
@@ -42,7 +44,7 @@ CRD_DIR = REPO_ROOT / "config" / "crd"
 TEST_FIELD_MANAGER = "pulp-operator-tests"
 NAMESPACE_LABEL = "pulp-operator.test/namespace"
 
-_TIER_FIXTURES: dict[str, tuple[str, ...]] = {
+_TIER_FIXTURES: dict[Tier, tuple[str, ...]] = {
     "apiserver": ("apiserver", "api_namespace", "api_client"),
     "cluster": ("cluster", "cluster_namespace", "cluster_client"),
 }
@@ -57,11 +59,21 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 @pytest.fixture(autouse=True)
-def _devcluster_for_marked_tests(request: pytest.FixtureRequest) -> None:
-    """A test marked ``apiserver``/``cluster`` gets that control plane even if it does not ask."""
+def _devcluster_binaries_for_marked_tests(request: pytest.FixtureRequest) -> None:
+    """A test marked ``apiserver``/``cluster`` fails (never skips) when the binaries are missing.
+
+    It does not start the shared control plane unless it asks for one of the fixtures (tests
+    that start their own ControlPlane carry the marker too).
+    """
     for marker in _TIER_FIXTURES:
         if request.node.get_closest_marker(marker) is not None:
-            request.getfixturevalue(marker)
+            error = None
+            try:
+                check_binaries(marker)
+            except MissingBinaryError as exc:
+                error = str(exc)
+            if error is not None:
+                pytest.fail(error, pytrace=False)
 
 
 def _run_tier(tier: Tier, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClusterInfo]:

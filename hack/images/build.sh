@@ -276,6 +276,11 @@ pack_image() { # WORK IMAGE -- umoci config args...
     --config.label "org.opencontainers.image.description=local stand-in built by pulp-operator hack/images/build.sh" \
     "$@"
   umoci gc --layout "$work/oci"
+  # umoci names the manifest "image"; drop the name: `ctr images import --index-name NAME` (see
+  # import.sh) names the image, and a manifest name would also create a second image (a stray
+  # "import-<date>:image", or one that replaces the index image when the names are equal).
+  sed -i 's|,"annotations":{"org.opencontainers.image.ref.name":"image"}||' "$work/oci/index.json"
+  if grep -q 'ref.name' "$work/oci/index.json"; then echo "index.json still names the manifest" >&2; return 1; fi
   # Deterministic archive: sorted names, fixed owner and times.
   (cd "$work/oci" && tar --sort=name --owner=0 --group=0 --numeric-owner --mtime="@$SOURCE_DATE_EPOCH" \
     -cf "$work/image.tar" oci-layout index.json blobs)
@@ -456,11 +461,16 @@ pulp_pip() {
     cp "$constraints" "$root/tmp/constraints.txt"
     reqs+=(-c /tmp/constraints.txt)
   fi
-  # Only what pip needs: the CA bundle (with this machine's extra CAs), the cache mounted by
-  # in_root, SOURCE_DATE_EPOCH (hash-based .pyc files). Nothing of the host's PIP_* settings.
-  in_root "$root" /usr/bin/env PIP_CERT=/etc/ssl/certs/ca-certificates.crt PIP_CACHE_DIR=/var/cache/stand-in-pip \
-    PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_ROOT_USER_ACTION=ignore PIP_DEFAULT_TIMEOUT=180 PIP_NO_INPUT=1 \
-    /usr/local/bin/pip install "${reqs[@]}"
+  # Only what pip needs: the CA bundle (with this machine's extra CAs), SOURCE_DATE_EPOCH
+  # (hash-based .pyc files). Nothing of the host's PIP_* settings. The wheels are downloaded
+  # into the host's cache mounted by in_root (pip's own HTTP cache stays empty here: the
+  # responses are not cacheable); install takes them from there (same-version ties go to
+  # --find-links files), building the odd sdist with build requirements from the index.
+  local pip_env=(/usr/bin/env PIP_CERT=/etc/ssl/certs/ca-certificates.crt PIP_NO_CACHE_DIR=1
+    PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_ROOT_USER_ACTION=ignore PIP_DEFAULT_TIMEOUT=180 PIP_NO_INPUT=1)
+  local wheels=/var/cache/stand-in-pip/wheels-$(pulp_suite)
+  in_root "$root" "${pip_env[@]}" /usr/local/bin/pip download --dest "$wheels" "${reqs[@]}"
+  in_root "$root" "${pip_env[@]}" /usr/local/bin/pip install --find-links "$wheels" "${reqs[@]}"
   rm -f "$root/tmp/constraints.txt"
   in_root "$root" /usr/local/bin/pip freeze --all | tee "$root/usr/local/share/pulp-stand-in-requirements.txt"
   # An old pulpcore's pip-installed pulp-content would shadow /usr/bin/pulp-content.

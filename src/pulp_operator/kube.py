@@ -8,6 +8,7 @@ from collections import Counter
 from collections.abc import Mapping
 from typing import Any
 
+import httpx2
 from lightkube import AsyncClient, KubeConfig
 from lightkube.core.exceptions import ApiError
 from lightkube.core.resource import NamespacedResource
@@ -121,6 +122,10 @@ class Kube:
                 break
         except ApiError as exc:
             if exc.status.code == 404:
+                return False
+            raise
+        except httpx2.HTTPStatusError as exc:  # a 404 without a Status body
+            if exc.response.status_code == 404:
                 return False
             raise
         return True

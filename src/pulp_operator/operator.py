@@ -206,7 +206,7 @@ async def _resync(runtime: Runtime) -> None:
 
 @contextlib.asynccontextmanager
 async def running(
-    options: RunOptions, stop_flag: asyncio.Event | None = None
+    options: RunOptions, stop_flag: asyncio.Event | None = None, startup_timeout: float = 60.0
 ) -> AsyncIterator[Runtime]:
     """Run the operator in this event loop while the context is open (used by tests)."""
     runtime = Runtime(options)
@@ -214,15 +214,23 @@ async def running(
     ready = asyncio.Event()
     task = asyncio.create_task(_operate(runtime, stop, ready))
     try:
+        waiter = asyncio.create_task(ready.wait())
         done, _ = await asyncio.wait(
-            {task, asyncio.create_task(ready.wait())}, return_when=asyncio.FIRST_COMPLETED
+            {task, waiter}, timeout=startup_timeout, return_when=asyncio.FIRST_COMPLETED
         )
+        waiter.cancel()
         if task in done:
             task.result()
+        if not done:
+            raise TimeoutError(f"the operator did not start within {startup_timeout}s")
         yield runtime
     finally:
         stop.set()
-        await asyncio.wait_for(task, timeout=30)
+        try:
+            await asyncio.wait_for(task, timeout=30)
+        except asyncio.CancelledError:
+            if not task.cancelled():  # we were cancelled ourselves, not the operator task
+                raise
 
 
 async def _operate(runtime: Runtime, stop: asyncio.Event, ready: asyncio.Event) -> None:

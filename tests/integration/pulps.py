@@ -10,6 +10,9 @@ from typing import Any
 
 import yaml
 from lightkube.core.exceptions import ApiError
+from lightkube.models.core_v1 import HostPathVolumeSource, PersistentVolumeSpec
+from lightkube.models.meta_v1 import ObjectMeta
+from lightkube.resources.core_v1 import PersistentVolume
 from lightkube.types import PatchType
 
 from pulp_operator.api.crd import API_VERSION
@@ -111,3 +114,23 @@ async def rejected(kube: Kube, namespace: str, body: dict[str, Any]) -> str:
     except ApiError as exc:
         return str(exc.status.message)
     raise AssertionError("the API server accepted an invalid Pulp")
+
+
+async def provide_volumes(
+    kube: Kube, namespace: str, storage_class: str = "standard", count: int = 4
+) -> None:
+    """PersistentVolumes the PVCs of a Pulp can bind to: this cluster has no provisioner."""
+    for i in range(count):
+        pv = PersistentVolume(
+            metadata=ObjectMeta(
+                name=f"{namespace}-pv{i}"[:63], labels={"test-namespace": namespace}
+            ),
+            spec=PersistentVolumeSpec(
+                capacity={"storage": "100Gi"},
+                accessModes=["ReadWriteOnce", "ReadWriteMany"],
+                storageClassName=storage_class,
+                persistentVolumeReclaimPolicy="Delete",
+                hostPath=HostPathVolumeSource(path=f"/tmp/pulp-operator-pv/{namespace}/{i}"),
+            ),
+        )
+        await kube.client.create(pv)

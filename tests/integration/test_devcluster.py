@@ -349,11 +349,12 @@ def test_missing_binaries_fail_loudly(tmp_path: Path) -> None:
 
 
 def test_fixture_fails_without_binaries(tmp_path: Path) -> None:
-    """A test using a tier fixture errors (never skips) when the binaries are missing."""
+    """Tests using a tier fixture or marker error (never skip) when the binaries are missing."""
     env = {**os.environ, "PULP_OPERATOR_TESTBIN": str(tmp_path / "empty")}
-    target = f"{Path(__file__).relative_to(REPO_ROOT)}::test_configmap_roundtrip"
+    module = Path(__file__).relative_to(REPO_ROOT)
+    targets = [f"{module}::test_configmap_roundtrip", f"{module}::test_stop_leaves_no_process"]
     result = subprocess.run(
-        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", target],
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", *targets],
         cwd=REPO_ROOT,
         env=env,
         capture_output=True,
@@ -362,7 +363,7 @@ def test_fixture_fails_without_binaries(tmp_path: Path) -> None:
     )
     out = result.stdout + result.stderr
     assert result.returncode != 0, out
-    assert "1 error" in out, out
+    assert "2 errors" in out, out
     assert "skipped" not in out, out
     assert "make testbin" in out, out
     assert "kube-apiserver" in out, out

@@ -15,7 +15,15 @@ from pulp_operator import names
 from pulp_operator.devcluster import ClusterInfo
 from pulp_operator.operator import RunOptions, Runtime, running
 
-from .pulps import condition, create_all, get_pulp, kube_for, load_sample, patch_spec
+from .pulps import (
+    condition,
+    create_all,
+    get_pulp,
+    kube_for,
+    load_sample,
+    patch_spec,
+    provide_volumes,
+)
 
 
 async def eventually(
@@ -114,6 +122,7 @@ async def test_pulp_becomes_ready_with_its_pods(
     kube = kube_for(cluster)
     try:
         await operator_for(cluster, cluster_namespace)
+        await provide_volumes(kube, cluster_namespace)
         (name,) = await create_all(kube, cluster_namespace, load_sample("simple.yaml"))
 
         async def ready() -> Any:
