@@ -44,6 +44,7 @@ echo $! > "$state/operator.pid"
 
 echo "== applying config/samples/demo.yaml in namespace $ns"
 $kubectl create namespace "$ns" --dry-run=client -o yaml | $kubectl apply -f - >/dev/null
+$kubectl apply -f hack/demo-volumes.yaml >/dev/null
 $kubectl apply -n "$ns" -f config/samples/demo.yaml
 
 echo "== waiting for the Pulp to become Ready"
