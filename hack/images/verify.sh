@@ -286,8 +286,11 @@ pass "pulp: /bin/sh is bash, tools on PATH, user pulp 700, env and directories a
 
 t0=$SECONDS
 run v-pulp-migrate "$pulp_image" "${pulp_opts[@]}" -- "${as_pulp[@]}" \
-  /bin/sh -c 'wait_on_postgres.py && pulpcore-manager migrate --noinput' || fail "migration job (wait_on_postgres.py; migrate)"
-pass "pulp: migration job as uid 700 (wait_on_postgres.py + migrate --noinput) in $((SECONDS - t0)) s"
+  /bin/sh -c 'mkdir -p /var/lib/pulp/media /var/lib/pulp/assets /var/lib/pulp/tmp && wait_on_postgres.py && pulpcore-manager migrate --noinput' \
+  || fail "migration job (wait_on_postgres.py; migrate)"
+# (on an empty /var/lib/pulp volume every pulpcore-manager command fails its system check until
+# /var/lib/pulp/tmp exists: the operator's api init container creates media, assets and tmp first)
+pass "pulp: as uid 700 on an empty volume: mkdir media/assets/tmp, wait_on_postgres.py, migrate --noinput in $((SECONDS - t0)) s"
 t0=$SECONDS
 run v-pulp-check "$pulp_image" "${pulp_opts[@]}" -- "${as_pulp[@]}" \
   /bin/sh -c 'pulpcore-manager check && wait_on_database_migrations.sh && route_paths.py example-pulp && pulpcore-manager reset-admin-password --password "$(cat /etc/pulp/pulp-admin-password)"' \

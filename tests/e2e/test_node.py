@@ -174,8 +174,13 @@ def _run_pod(client: Client, namespace: str, name: str, command: list[str]) -> t
     _wait(f"pod {namespace}/{name} to finish", done)
     pod = client.get(Pod, name, namespace=namespace)
     assert pod.status is not None
-    text = "".join(client.log(name, namespace=namespace))
-    return str(pod.status.phase), text
+    # the runtime may still be flushing the log file of a just-exited container
+    deadline = time.monotonic() + 10
+    while True:
+        text = "".join(client.log(name, namespace=namespace))
+        if text or time.monotonic() > deadline:
+            return str(pod.status.phase), text
+        time.sleep(0.3)
 
 
 def _http_get(url: str, timeout: float = 30.0) -> str:
