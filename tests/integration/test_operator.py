@@ -9,10 +9,11 @@ from typing import Any
 
 import pytest
 from lightkube.resources.apps_v1 import Deployment
-from lightkube.resources.core_v1 import ConfigMap, Event, Secret
+from lightkube.resources.core_v1 import ConfigMap, Event, PersistentVolumeClaim, Secret
 
 from pulp_operator import names
 from pulp_operator.devcluster import ClusterInfo
+from pulp_operator.kube import PulpResource
 from pulp_operator.operator import RunOptions, Runtime, running
 
 from .pulps import (
@@ -162,5 +163,52 @@ async def test_pulp_becomes_ready_with_its_pods(
         assert condition(await get_pulp(kube, cluster_namespace, name), "APIReady")["status"] == (
             "False"
         )
+    finally:
+        await kube.close()
+
+
+@pytest.mark.cluster
+async def test_delete_keeps_data_and_recreate_finds_it(
+    cluster: ClusterInfo, cluster_namespace: str, operator_for: Callable[[ClusterInfo, str], Any]
+) -> None:
+    kube = kube_for(cluster)
+    ns = cluster_namespace
+    try:
+        await operator_for(cluster, ns)
+        await provide_volumes(kube, ns)
+        docs = load_sample("simple.yaml")
+        (name,) = await create_all(kube, ns, docs)
+
+        async def kept() -> Any:
+            out = {}
+            for secret in (
+                names.db_fields_encryption(name),
+                names.postgres_configuration(name),
+                names.container_auth(name),
+            ):
+                obj = await kube.get(Secret, secret, ns)
+                if obj is None:
+                    return None
+                out[secret] = obj["data"]
+            return out
+
+        before = await eventually(kept, what="generated secrets")
+        await eventually(lambda: kube.get(Deployment, names.api(name), ns), what="api Deployment")
+        await kube.client.delete(PulpResource, name, namespace=ns)
+
+        async def workloads_gone() -> bool:
+            return await kube.get(Deployment, names.api(name), ns) is None
+
+        await eventually(workloads_gone, within=60, what="garbage collection of the workloads")
+        assert await kept() == before
+        assert await kube.get(PersistentVolumeClaim, names.file_storage(name), ns) is not None
+        assert await kube.get(PersistentVolumeClaim, f"postgres-{names.database(name)}-0", ns)
+
+        # the same Pulp created again finds its keys and database credentials
+        await create_all(kube, ns, [d for d in docs if d["kind"] == "Pulp"], stand_ins=False)
+        await eventually(
+            lambda: kube.get(Deployment, names.api(name), ns), what="api Deployment again"
+        )
+        assert await kept() == before
     finally:
         await kube.close()

@@ -359,3 +359,70 @@ async def test_unmanaged_changes_nothing(kube: Kube, api_namespace: str) -> None
     assert worker is not None
     assert worker["spec"]["replicas"] == 1
     assert condition(await get_pulp(kube, api_namespace, name), "Ready")["reason"] == "Unmanaged"
+
+
+async def test_autoscaling_and_disruption_budgets(kube: Kube, api_namespace: str) -> None:
+    docs = load_sample("simple.yaml")
+    (name,) = await create_all(kube, api_namespace, docs)
+    reconciler = Reconciler(kube)
+    await reconciler.reconcile(api_namespace, name)
+    await patch_spec(
+        kube,
+        api_namespace,
+        name,
+        {
+            "content": {
+                "hpa": {"enabled": True, "min_replicas": 2, "max_replicas": 5},
+                "pdb": {"minAvailable": 1},
+            }
+        },
+    )
+    await reconciler.reconcile(api_namespace, name)
+    live = await owned(kube, api_namespace, name)
+    hpa = live[("HorizontalPodAutoscaler", names.content(name))]
+    assert hpa["spec"]["maxReplicas"] == 5
+    assert hpa["spec"]["scaleTargetRef"]["name"] == names.content(name)
+    pdb = live[("PodDisruptionBudget", names.content(name))]
+    assert pdb["spec"]["selector"]["matchLabels"] == names.selector(name, "content")
+    # the HPA owns the replicas now: the operator's field manager no longer sets them
+    content = live[("Deployment", names.content(name))]
+    managers = {
+        m["manager"]: m for m in content["metadata"]["managedFields"] if m["operation"] == "Apply"
+    }
+    assert '"f:replicas"' not in str(managers[names.MANAGER]["fieldsV1"])
+
+    await patch_spec(kube, api_namespace, name, {"content": {"hpa": None, "pdb": None}})
+    await reconciler.reconcile(api_namespace, name)
+    live = await owned(kube, api_namespace, name)
+    assert ("HorizontalPodAutoscaler", names.content(name)) not in live
+    assert ("PodDisruptionBudget", names.content(name)) not in live
+
+
+async def test_admin_password_change_runs_a_reset_job(kube: Kube, api_namespace: str) -> None:
+    docs = load_sample("simple.yaml")
+    (name,) = await create_all(kube, api_namespace, docs)
+    reconciler = Reconciler(kube)
+    await reconciler.reconcile(api_namespace, name)
+    prefix = names.admin_password_job(name, "")
+
+    def reset_jobs(live: dict[tuple[str, str], Any]) -> set[str]:
+        return {n for k, n in live if k == "Job" and n.startswith(prefix)}
+
+    first = reset_jobs(await owned(kube, api_namespace, name))
+    assert len(first) == 1
+    await complete_job(kube, api_namespace, next(iter(first)))
+    await reconciler.reconcile(api_namespace, name)
+    assert reset_jobs(await owned(kube, api_namespace, name)) == set()  # done, pruned
+
+    await kube.client.patch(
+        Secret,
+        "example-pulp-admin-password",
+        {"stringData": {"password": "a-new-password"}},
+        namespace=api_namespace,
+    )
+    await reconciler.reconcile(api_namespace, name)
+    second = reset_jobs(await owned(kube, api_namespace, name))
+    assert len(second) == 1
+    assert second != first
+    job = (await owned(kube, api_namespace, name))[("Job", next(iter(second)))]
+    assert "a-new-password" not in str(job)  # by reference, never by value
