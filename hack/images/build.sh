@@ -376,6 +376,10 @@ configure_postgres() {
   install -d -m 0755 "$initdb"
   install -m 0755 "$here/files/postgres/docker-entrypoint.sh" "$entry"
   ln -sf usr/local/bin/docker-entrypoint.sh "$root/docker-entrypoint.sh"
+  # ssl-cert (a postgresql-common dependency) generated a snakeoil key pair: no image should
+  # ship a private key made at build time (new clusters from initdb do not use it).
+  rm -f "$(rp "$root" /etc/ssl/private/ssl-cert-snakeoil.key)" "$(rp "$root" /etc/ssl/certs/ssl-cert-snakeoil.pem)"
+  find "$(rp "$root" /etc/ssl/certs)" -lname '*snakeoil*' -delete
   in_root "$root" /bin/sh -ec "export PATH=$bin/bin:\$PATH
     for c in postgres initdb pg_ctl pg_isready psql setpriv docker-entrypoint.sh; do command -v \$c; done
     ls -ld /var/run/postgresql /var/lib/postgresql/data; postgres --version"
@@ -412,7 +416,7 @@ build_pulp_minimal() { # WORK ROOT
   step "apt-get install python3 venv, libpq, psql, curl, git" apt_install "$root" \
     python3 python3-venv ca-certificates libpq5 postgresql-client curl git
   step "trust this machine's extra CA certificates for pip" add_build_cas "$root"
-  step "venv at /usr/local + pip install $(pulp_requirement)$(legacy_pulp && echo ' pulp-file')" pulp_pip "$root"
+  step "venv at /usr/local + pip install $(pulp_requirement)$(legacy_pulp && echo ' pulp-file<1.9' || :)" pulp_pip "$root"
   step "remove the build CA certificates" remove_build_cas "$root"
   step "install /usr/bin helpers, /bin/sh -> bash" pulp_helpers "$root"
   step "collectstatic into /var/lib/operator/static (as pulp)" pulp_collectstatic "$root"
@@ -455,8 +459,15 @@ remove_build_cas() {
 pulp_pip() {
   local root=$1 reqs constraints=$here/files/pulp/constraints-$pulp_tag.txt
   reqs=("$(pulp_requirement)")
-  legacy_pulp && reqs+=(pulp-file)
   in_root "$root" /usr/bin/python3 -m venv /usr/local
+  if legacy_pulp; then
+    # pulpcore < 3.33 needs psycopg2 (source only): compile it, then drop the compiler. The
+    # plugin of that era is pulp-file 1.x (pulp_file moved into pulpcore in 3.50).
+    reqs+=("pulp-file<1.9")
+    in_root "$root" apt-get install -y -q --no-install-recommends gcc libc6-dev libpq-dev python3-dev
+    in_root "$root" /usr/bin/env PIP_CERT=/etc/ssl/certs/ca-certificates.crt PIP_NO_CACHE_DIR=1 \
+      PIP_DISABLE_PIP_VERSION_CHECK=1 /usr/local/bin/pip install --upgrade "pip<25" "setuptools<70" wheel
+  fi
   if [ -s "$constraints" ]; then
     cp "$constraints" "$root/tmp/constraints.txt"
     reqs+=(-c /tmp/constraints.txt)
@@ -472,6 +483,9 @@ pulp_pip() {
   in_root "$root" "${pip_env[@]}" /usr/local/bin/pip download --dest "$wheels" "${reqs[@]}"
   in_root "$root" "${pip_env[@]}" /usr/local/bin/pip install --find-links "$wheels" "${reqs[@]}"
   rm -f "$root/tmp/constraints.txt"
+  if legacy_pulp; then
+    in_root "$root" apt-get purge -y -q --auto-remove gcc libc6-dev libpq-dev python3-dev
+  fi
   in_root "$root" /usr/local/bin/pip freeze --all | tee "$root/usr/local/share/pulp-stand-in-requirements.txt"
   # An old pulpcore's pip-installed pulp-content would shadow /usr/bin/pulp-content.
   rm -f "$root/usr/local/bin/pulp-content"

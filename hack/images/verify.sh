@@ -239,6 +239,9 @@ pass "redis: uid 999, PONG on non-loopback $host_ip (protected mode off) and fro
 
 # --- pulp -------------------------------------------------------------------------------------
 pulp_image=quay.io/pulp/pulp-minimal:$pulp_tag
+legacy=0
+minor=${pulp_tag#3.}; minor=${minor%%.*}
+[ "${pulp_tag%%.*}" = 3 ] && [ "$minor" -lt 33 ] && legacy=1
 mkdir -p "$tmp/pulp-etc" "$tmp/pulp-data"
 chown 700:700 "$tmp/pulp-data"; chmod 2775 "$tmp/pulp-data" # fsGroup 700
 head -c 32 /dev/urandom | base64 | tr '+/' '-_' >"$tmp/pulp-etc/database_fields.symmetric.key"
@@ -300,8 +303,14 @@ pass "pulp: pulpcore-manager check, wait_on_database_migrations.sh, route_paths.
 
 t0=$SECONDS
 start v-pulp-api "$pulp_image" "${pulp_opts[@]}" -- "${as_pulp[@]}" /usr/bin/pulp-api
-start v-pulp-content "$pulp_image" "${pulp_opts[@]}" -- "${as_pulp[@]}" /bin/sh -c \
-  'exec pulpcore-content --bind 0.0.0.0:24816 --name pulp-content --timeout "${PULP_GUNICORN_TIMEOUT}" --workers "${PULP_CONTENT_WORKERS}" --access-logfile -'
+if [ "$legacy" = 1 ]; then
+  # pulpcore < 3.33: no pulpcore-content entry point; RQ needs a resource manager too.
+  start v-pulp-content "$pulp_image" "${pulp_opts[@]}" -- "${as_pulp[@]}" /usr/bin/pulp-content
+  start v-pulp-rm "$pulp_image" "${pulp_opts[@]}" -- "${as_pulp[@]}" /usr/bin/pulp-resource-manager
+else
+  start v-pulp-content "$pulp_image" "${pulp_opts[@]}" -- "${as_pulp[@]}" /bin/sh -c \
+    'exec pulpcore-content --bind 0.0.0.0:24816 --name pulp-content --timeout "${PULP_GUNICORN_TIMEOUT}" --workers "${PULP_CONTENT_WORKERS}" --access-logfile -'
+fi
 start v-pulp-worker "$pulp_image" "${pulp_opts[@]}" -- "${as_pulp[@]}" /usr/bin/pulp-worker
 status_ok() {
   curl -fsS "http://127.0.0.1:$1/pulp/api/v3/status/" -o "$tmp/status.json" &&
@@ -310,11 +319,11 @@ import json, sys
 s = json.load(open(sys.argv[1]))
 assert s["database_connection"]["connected"], s
 assert s["redis_connection"]["connected"], s
-assert s["online_workers"] and s["online_content_apps"] and s["online_api_apps"], s
+assert s["online_workers"] and s["online_content_apps"] and s.get("online_api_apps", True), s
 EOF
 }
 wait_for "pulp status: database, redis, worker, content and api apps online" 120 status_ok 24817
-pass "pulp: api (/usr/bin/pulp-api), content (operator-style pulpcore-content) and worker (/usr/bin/pulp-worker) up as uid 700 in $((SECONDS - t0)) s; status: db+redis connected, $(python3 -c 'import json,sys; s=json.load(open(sys.argv[1])); print(len(s["online_workers"]), "worker(s),", len(s["online_content_apps"]), "content app(s), pulpcore", [v["version"] for v in s["versions"] if v["component"]=="core"][0])' "$tmp/status.json")"
+pass "pulp: api (/usr/bin/pulp-api), content ($([ $legacy = 1 ] && echo /usr/bin/pulp-content + /usr/bin/pulp-resource-manager || echo operator-style pulpcore-content)) and worker (/usr/bin/pulp-worker) up as uid 700 in $((SECONDS - t0)) s; status: db+redis connected, $(python3 -c 'import json,sys; s=json.load(open(sys.argv[1])); print(len(s["online_workers"]), "worker(s),", len(s["online_content_apps"]), "content app(s), pulpcore", [v["version"] for v in s["versions"] if v["component"] in ("core", "pulpcore")][0])' "$tmp/status.json")"
 [ "$(task_uid v-pulp-api)" = 700 ] || fail "pulp-api runs as uid $(task_uid v-pulp-api)"
 ctr_ tasks exec --exec-id readyz v-pulp-api readyz.py /pulp/api/v3/status/ || fail "readyz.py in the api container"
 ctr_ tasks exec --exec-id readyz v-pulp-content readyz.py /pulp/content/ || fail "readyz.py in the content container"

@@ -3,7 +3,8 @@
 # Kubernetes binaries of hack/testbin/build.sh:
 #   coredns   CoreDNS from Go modules (wrapper module hack/node/coredns, only the plugins used)
 #   busybox   a tiny OCI image (Debian busybox-static) for the node's own end-to-end tests:
-#             localhost/pulp-e2e/busybox:1 (sh, wget, nslookup, httpd, nc)
+#             localhost/pulp-e2e/busybox:1 (sh, nslookup, httpd, nc, ip; the wget of Debian's
+#             busybox-static 1.35 segfaults, use printf ... | nc HOST PORT for HTTP)
 # Results land in $PULP_OPERATOR_NODEBIN (default ~/.cache/pulp-operator/node) and are rebuilt only
 # when missing or of another version. Installs missing Debian packages (containerd, runc,
 # containernetworking-plugins, iptables, busybox-static, umoci) when run as root.

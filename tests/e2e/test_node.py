@@ -140,7 +140,13 @@ def _exists(client: Client, kind: Any, namespace: str, name: str = "default") ->
     return True
 
 
-def _pod(name: str, namespace: str, command: list[str], **spec: Any) -> Any:
+def _pod(
+    name: str,
+    namespace: str,
+    command: list[str],
+    mounts: list[dict[str, Any]] | None = None,
+    **spec: Any,
+) -> Any:
     return codecs.from_dict(
         {
             "apiVersion": "v1",
@@ -155,6 +161,7 @@ def _pod(name: str, namespace: str, command: list[str], **spec: Any) -> Any:
                         "image": TEST_IMAGE,
                         "imagePullPolicy": "Never",
                         "command": command,
+                        "volumeMounts": mounts or [],
                     }
                 ],
                 **spec,
@@ -361,6 +368,39 @@ def test_pods_reach_the_apiserver(
         assert json.load(resp)["gitVersion"] == "v1.36.3"
 
 
+def test_persistent_volume_claim_is_provisioned(
+    client: Client, namespace: str, e2e_node: NodeInfo
+) -> None:
+    client.create(
+        codecs.from_dict(
+            {
+                "apiVersion": "v1",
+                "kind": "PersistentVolumeClaim",
+                "metadata": {"name": "data", "namespace": namespace},
+                "spec": {
+                    "accessModes": ["ReadWriteOnce"],
+                    "resources": {"requests": {"storage": "1Gi"}},
+                },  # no storageClassName: the node's default class
+            }
+        )
+    )
+    token = secrets.token_hex(4)
+    client.create(
+        _pod(
+            "writer",
+            namespace,
+            ["sh", "-c", f"echo {token} > /data/file && id -u"],
+            mounts=[{"name": "data", "mountPath": "/data"}],
+            volumes=[{"name": "data", "persistentVolumeClaim": {"claimName": "data"}}],
+            securityContext={"runAsUser": 1001},
+        )
+    )
+    _wait("pod writer to finish", lambda: _phase(client, "writer", namespace) == "Succeeded")
+    assert "".join(client.log("writer", namespace=namespace)).strip() == "1001"
+    files = list((e2e_node.state_dir / "volumes").glob(f"{namespace}-data-*/file"))
+    assert [f.read_text().strip() for f in files] == [token]
+
+
 def test_memory_of_node_processes(e2e_node_obj: Node) -> None:
     memory = e2e_node_obj.memory()
     print("\nRSS MiB:", {k: round(v / 2**20) for k, v in memory.items()})
@@ -379,6 +419,7 @@ def test_stop_leaves_nothing_behind(e2e_node_obj: Node, client: Client) -> None:
             "busy",
             "default",
             ["sleep", "3600"],
+            mounts=[{"name": "scratch", "mountPath": "/scratch"}],
             volumes=[{"name": "scratch", "emptyDir": {"medium": "Memory"}}],
         )
     )

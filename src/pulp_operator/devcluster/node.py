@@ -57,7 +57,7 @@ from types import FrameType
 from typing import IO, Any
 
 import yaml
-from lightkube import Client
+from lightkube import Client, codecs
 from lightkube.core.exceptions import ApiError
 from lightkube.models.core_v1 import (
     EndpointAddress,
@@ -69,9 +69,15 @@ from lightkube.models.core_v1 import (
 from lightkube.models.discovery_v1 import Endpoint, EndpointConditions
 from lightkube.models.discovery_v1 import EndpointPort as SliceEndpointPort
 from lightkube.models.meta_v1 import ObjectMeta
-from lightkube.resources.core_v1 import Endpoints, Service
+from lightkube.resources.core_v1 import (
+    Endpoints,
+    PersistentVolume,
+    PersistentVolumeClaim,
+    Service,
+)
 from lightkube.resources.core_v1 import Node as NodeResource
 from lightkube.resources.discovery_v1 import EndpointSlice
+from lightkube.resources.storage_v1 import StorageClass
 
 from pulp_operator.devcluster.controlplane import (
     SERVICE_CLUSTER_IP_RANGE,
@@ -114,6 +120,10 @@ K8S_NAMESPACE = "k8s.io"  # containerd namespace of the CRI plugin
 FIELD_MANAGER = "pulp-operator-devcluster-node"
 #: Marks the /etc/hosts line the node adds (followed by the state dir).
 HOSTS_MARKER = "# pulp-operator devcluster node"
+#: Default StorageClass of the node: PVCs get hostPath PVs in <state dir>/volumes, made by a
+#: small provisioner process of the node (``python -m pulp_operator.devcluster.node provision``).
+STORAGE_CLASS = "standard"
+PROVISIONER = "pulp-operator.local/hostpath"
 #: Busybox test image built by ``hack/node/build.sh busybox``.
 TEST_IMAGE = "localhost/pulp-e2e/busybox:1"
 
@@ -152,6 +162,7 @@ _EPHEMERAL_SUBPATHS = (
     "kube-proxy",
     "coredns",
     "pod-logs",
+    "volumes",
     "node.json",
 )
 
@@ -571,14 +582,16 @@ def _read_index(archive: Path) -> dict[str, Any]:
 
 def archive_names(archive: Path) -> list[str]:
     """Image names of an archive: ``<archive>.names`` (one a line, as hack/images writes them),
-    else the full references among its index.json ref names; normalised, deduplicated."""
+    else the full references among its index.json ref names; normalised (docker.io/library/...,
+    what the kubelet asks for; short names are left out: containerd 1.6's CRI plugin trips over
+    names it cannot resolve), deduplicated."""
     names: list[str] = []
     names_file = archive.with_name(archive.name + ".names")
     if names_file.is_file():
         for line in names_file.read_text().splitlines():
             line = line.strip()
             if line and not line.startswith("#"):
-                names += [line, normalise_image(line)]
+                names.append(normalise_image(line))
     elif archive.is_file():
         with contextlib.suppress(DevClusterError, tarfile.TarError, OSError, ValueError):
             for desc in _read_index(archive).get("manifests", []):
@@ -586,7 +599,7 @@ def archive_names(archive: Path) -> list[str]:
                 for key in ("io.containerd.image.name", "org.opencontainers.image.ref.name"):
                     ref = str(ann.get(key, ""))
                     if "/" in ref and ":" in ref:
-                        names += [ref, normalise_image(ref)]
+                        names.append(normalise_image(ref))
     return list(dict.fromkeys(names))
 
 
@@ -944,6 +957,126 @@ asyncio.run(main())
 
 
 # --------------------------------------------------------------------------------------------
+# hostPath volume provisioner (PVCs of the default StorageClass)
+# --------------------------------------------------------------------------------------------
+
+
+def _pv_name(claim_uid: str) -> str:
+    return f"pvc-{claim_uid}"
+
+
+def provision_once(client: Client, base_dir: Path, node_name: str = NODE_NAME) -> int:
+    """Create PVs for pending claims of :data:`STORAGE_CLASS` and delete released ones (and
+    their directories); returns how many PVs were created or deleted."""
+    changed = 0
+    existing = {str(pv.metadata.name): pv for pv in client.list(PersistentVolume) if pv.metadata}
+    for pvc in client.list(PersistentVolumeClaim, namespace="*"):
+        meta, spec = pvc.metadata, pvc.spec
+        if meta is None or spec is None or meta.uid is None or meta.deletionTimestamp:
+            continue
+        if spec.storageClassName != STORAGE_CLASS or spec.volumeName:
+            continue
+        name = _pv_name(meta.uid)
+        if name in existing:
+            continue
+        requests = (spec.resources.requests if spec.resources else None) or {}
+        path = base_dir / f"{meta.namespace}-{meta.name}-{meta.uid[:8]}"
+        path.mkdir(parents=True, exist_ok=True)
+        path.chmod(0o777)  # any uid of the pod may write (hostPath ignores fsGroup)
+        pv = _hostpath_pv(
+            name=name,
+            path=path,
+            capacity=str(requests.get("storage", "1Gi")),
+            access_modes=list(spec.accessModes or ["ReadWriteOnce"]),
+            claim=(str(meta.namespace), str(meta.name), meta.uid),
+            node_name=node_name,
+        )
+        client.create(pv)
+        log.info("provisioned %s for %s/%s at %s", name, meta.namespace, meta.name, path)
+        changed += 1
+    for name, pv in existing.items():
+        ann = (pv.metadata.annotations if pv.metadata else None) or {}
+        if ann.get("pv.kubernetes.io/provisioned-by") != PROVISIONER:
+            continue
+        if pv.status is None or pv.status.phase not in ("Released", "Failed"):
+            continue
+        hostpath = pv.spec.hostPath.path if pv.spec and pv.spec.hostPath else None
+        if hostpath and Path(hostpath).parent == base_dir:
+            shutil.rmtree(hostpath, ignore_errors=True)
+        with contextlib.suppress(ApiError):
+            client.delete(PersistentVolume, name)
+        log.info("deleted released %s", name)
+        changed += 1
+    return changed
+
+
+def _hostpath_pv(
+    *,
+    name: str,
+    path: Path,
+    capacity: str,
+    access_modes: list[str],
+    claim: tuple[str, str, str],
+    node_name: str,
+) -> PersistentVolume:
+    namespace, claim_name, uid = claim
+    obj = codecs.from_dict(
+        {
+            "apiVersion": "v1",
+            "kind": "PersistentVolume",
+            "metadata": {
+                "name": name,
+                "annotations": {"pv.kubernetes.io/provisioned-by": PROVISIONER},
+            },
+            "spec": {
+                "capacity": {"storage": capacity},
+                "accessModes": access_modes,
+                "persistentVolumeReclaimPolicy": "Delete",
+                "storageClassName": STORAGE_CLASS,
+                "volumeMode": "Filesystem",
+                "hostPath": {"path": str(path), "type": "Directory"},
+                "claimRef": {
+                    "apiVersion": "v1",
+                    "kind": "PersistentVolumeClaim",
+                    "namespace": namespace,
+                    "name": claim_name,
+                    "uid": uid,
+                },
+                "nodeAffinity": {
+                    "required": {
+                        "nodeSelectorTerms": [
+                            {
+                                "matchExpressions": [
+                                    {
+                                        "key": "kubernetes.io/hostname",
+                                        "operator": "In",
+                                        "values": [node_name],
+                                    }
+                                ]
+                            }
+                        ]
+                    }
+                },
+            },
+        }
+    )
+    assert isinstance(obj, PersistentVolume)
+    return obj
+
+
+def run_provisioner(kubeconfig: Path, base_dir: Path, node_name: str, period: float = 1.0) -> None:
+    """Poll and provision until killed (the node runs this as a child process)."""
+    base_dir.mkdir(parents=True, exist_ok=True)
+    client = make_client(kubeconfig, FIELD_MANAGER)
+    while True:
+        try:
+            provision_once(client, base_dir, node_name)
+        except Exception as exc:  # the apiserver may be briefly unavailable
+            log.warning("provisioner: %s", exc)
+        time.sleep(period)
+
+
+# --------------------------------------------------------------------------------------------
 # The node
 # --------------------------------------------------------------------------------------------
 
@@ -1000,6 +1133,7 @@ class Node:
     nodebin: Path | None = None
     containerd_root: Path | None = None
     hosts_entry: bool = True
+    storage: bool = True
     startup_timeout: float = 180.0
     stop_timeout: float = 20.0
     runs_dir: Path | None = None
@@ -1190,6 +1324,13 @@ class Node:
                 indent=2,
             )
         )
+        if self.containerd_root is not None:
+            # a persistent image store: drop the CRI's per-container files of earlier runs
+            # (their containers are deleted on stop, or right below after a crash)
+            for sub in ("sandboxes", "containers"):
+                shutil.rmtree(
+                    containerd_root / "io.containerd.grpc.v1.cri" / sub, ignore_errors=True
+                )
         containerd = self._spawn("containerd", ["containerd", "--config", str(conf)])
         corefile_path = state_dir / "coredns" / "Corefile"
         corefile_path.write_text(
@@ -1248,6 +1389,8 @@ class Node:
         client = make_client(self.cluster.kubeconfig, FIELD_MANAGER)
         try:
             self._apply_service_endpoints(client, gateway, api_port)
+            if self.storage:
+                self._start_storage(client, state_dir)
             self.timings["services"] = time.monotonic() - t0
 
             # kubelet (a Node object of an earlier run would look Ready until it expires)
@@ -1351,6 +1494,34 @@ class Node:
             ", ".join(f"{k} {v:.1f}s" for k, v in self.timings.items() if k != "total"),
         )
         return self.info
+
+    def _start_storage(self, client: Client, state_dir: Path) -> None:
+        """The default StorageClass and the hostPath provisioner process."""
+        client.apply(
+            StorageClass(
+                metadata=ObjectMeta(
+                    name=STORAGE_CLASS,
+                    annotations={"storageclass.kubernetes.io/is-default-class": "true"},
+                ),
+                provisioner=PROVISIONER,
+                reclaimPolicy="Delete",
+                volumeBindingMode="Immediate",
+            ),
+            force=True,
+        )
+        self._spawn(
+            "provisioner",
+            [
+                sys.executable,
+                "-m",
+                "pulp_operator.devcluster.node",
+                "provision",
+                f"--kubeconfig={self.cluster.kubeconfig}",
+                f"--dir={state_dir / 'volumes'}",
+                f"--node-name={self.name}",
+                f"--marker={state_dir}",
+            ],
+        )
 
     def _apply_service_endpoints(self, client: Client, gateway: str, api_port: int) -> None:
         labels_ep = {"endpointslice.kubernetes.io/skip-mirror": "true"}
@@ -1529,7 +1700,7 @@ class Node:
             if "kubelet" in procs:
                 self._stop_proc(procs["kubelet"])
         with step("services"):
-            for name in ("kube-proxy", "coredns", "apiserver-proxy"):
+            for name in ("kube-proxy", "coredns", "apiserver-proxy", "provisioner"):
                 if name in procs:
                     self._stop_proc(procs[name])
         if self._record:
@@ -1681,7 +1852,13 @@ def _delete_api_objects(record: Mapping[str, Any], node_name: str) -> None:
             (EndpointSlice, "kube-dns", "kube-system"),
             (Endpoints, "kube-dns", "kube-system"),
             (Service, "kube-dns", "kube-system"),
+            (StorageClass, STORAGE_CLASS, None),
         ]
+        with contextlib.suppress(Exception):
+            for pv in client.list(PersistentVolume):
+                ann = (pv.metadata.annotations if pv.metadata else None) or {}
+                if ann.get("pv.kubernetes.io/provisioned-by") == PROVISIONER and pv.metadata:
+                    targets.append((PersistentVolume, str(pv.metadata.name), None))
         for kind, name, namespace in targets:
             with contextlib.suppress(Exception):
                 if namespace is None:
@@ -1785,7 +1962,7 @@ def _records_of(data: Mapping[str, Any]) -> list[ProcessRecord]:
 
 def _cleanup_record(data: Mapping[str, Any], timeout: float = 10.0) -> list[str]:
     records = _records_of(data)
-    order = ["kubelet", "kube-proxy", "coredns", "apiserver-proxy", "containerd"]
+    order = ["kubelet", "kube-proxy", "coredns", "apiserver-proxy", "provisioner", "containerd"]
     records.sort(key=lambda r: order.index(r.name) if r.name in order else len(order))
     for rec in records:
         for survivor in _kill_records([rec], timeout):
@@ -1953,7 +2130,15 @@ def cmd_down(args: argparse.Namespace) -> int:
 
 
 def cmd_cleanup(args: argparse.Namespace) -> int:
+    from pulp_operator.devcluster.controlplane import cleanup_stale_runs
+
     print(f"{cleanup_stale()} stale node run(s) cleaned")
+    print(f"{cleanup_stale_runs()} stale control plane run(s) cleaned")
+    return 0
+
+
+def cmd_provision(args: argparse.Namespace) -> int:
+    run_provisioner(Path(args.kubeconfig), Path(args.dir), args.node_name)
     return 0
 
 
@@ -1992,6 +2177,12 @@ def build_parser() -> argparse.ArgumentParser:
     down.set_defaults(func=cmd_down)
     cleanup = sub.add_parser("cleanup", help="clean up nodes of crashed runs")
     cleanup.set_defaults(func=cmd_cleanup)
+    provision = sub.add_parser("provision", help=argparse.SUPPRESS)
+    provision.add_argument("--kubeconfig", required=True)
+    provision.add_argument("--dir", required=True)
+    provision.add_argument("--node-name", default=NODE_NAME)
+    provision.add_argument("--marker", default="")
+    provision.set_defaults(func=cmd_provision)
     return parser
 
 

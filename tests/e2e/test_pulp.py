@@ -1,0 +1,382 @@
+"""A real Pulp on a real node, driven with pulp-cli through the operator-created endpoint.
+
+Control plane (tier ``cluster`` without fake nodes) + a real node (kubelet, containerd, runc,
+kube-proxy, CoreDNS) with the locally built images of hack/images/build.sh, the operator running
+as a process, and one Pulp CR: managed PostgreSQL and Redis, PVC file storage, pulp-web behind a
+NodePort. The tests run in order on the same Pulp.
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+import hashlib
+import http.server
+import json
+import os
+import secrets
+import subprocess
+import threading
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from lightkube import Client
+from lightkube.models.meta_v1 import ObjectMeta
+from lightkube.resources.apps_v1 import Deployment
+from lightkube.resources.core_v1 import ConfigMap, Namespace, Pod, Secret, ServiceAccount
+from lightkube.types import PatchType
+
+from pulp_operator import names
+from pulp_operator.devcluster import ClusterInfo, ControlPlane, install_crds, make_client
+from pulp_operator.devcluster.node import Node, NodeInfo, check_node_prerequisites
+from pulp_operator.kube import PulpResource
+
+pytestmark = pytest.mark.e2e
+
+REPO = Path(__file__).resolve().parents[2]
+IMAGES = Path(os.environ.get("PULP_OPERATOR_IMAGES", Path.home() / ".cache/pulp-operator/images"))
+PULP_TAG = "3.123.1"
+NODEPORT = 30180
+NAME = "e2e"
+NAMESPACE = "pulp-e2e"
+WANTED_IMAGES = (
+    f"pulp-minimal-{PULP_TAG}.oci.tar",
+    f"pulp-web-{PULP_TAG}.oci.tar",
+    "postgres-15.oci.tar",
+    "redis-7.oci.tar",
+)
+
+
+def wait(what: str, ok: Callable[[], Any], timeout: float = 300.0, every: float = 2.0) -> Any:
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        try:
+            last = ok()
+        except Exception as exc:
+            last = exc
+        if last and not isinstance(last, Exception):
+            return last
+        time.sleep(every)
+    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what} (last: {last!r})")
+
+
+@dataclass
+class PulpEnv:
+    cluster: ClusterInfo
+    node: NodeInfo
+    client: Client
+    base_url: str
+    password: str
+    home: Path
+    operator: subprocess.Popen[bytes]
+
+    def pulp(self, *args: str) -> Any:
+        """Run pulp-cli; JSON output parsed."""
+        out = subprocess.run(
+            [
+                str(REPO / ".venv/bin/pulp"),
+                "--base-url",
+                self.base_url,
+                "--username",
+                "admin",
+                "--password",
+                self.password,
+                "--format",
+                "json",
+                *args,
+            ],
+            env={**os.environ, "HOME": str(self.home), "XDG_CACHE_HOME": str(self.home / "c")},
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+        assert out.returncode == 0, f"pulp {' '.join(args)}: {out.stderr}{out.stdout}"
+        return json.loads(out.stdout) if out.stdout.strip() else None
+
+    def status(self) -> dict[str, Any]:
+        with urllib.request.urlopen(f"{self.base_url}/pulp/api/v3/status/", timeout=10) as r:
+            data: dict[str, Any] = json.loads(r.read())
+            return data
+
+    def pulp_cr(self) -> dict[str, Any]:
+        return self.client.get(PulpResource, NAME, namespace=NAMESPACE).to_dict()  # type: ignore[no-any-return]
+
+    def ready(self) -> bool:
+        for cond in (self.pulp_cr().get("status") or {}).get("conditions") or []:
+            if cond["type"] == "Ready":
+                return bool(cond["status"] == "True")
+        return False
+
+    def patch_spec(self, patch: dict[str, Any]) -> None:
+        self.client.patch(
+            PulpResource, NAME, {"spec": patch}, namespace=NAMESPACE, patch_type=PatchType.MERGE
+        )
+
+
+def pulp_manifests() -> list[dict[str, Any]]:
+    return [
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": "e2e-settings", "namespace": NAMESPACE},
+            "data": {
+                "content_origin": f'"http://127.0.0.1:{NODEPORT}"',
+                "analytics": "False",
+            },
+        },
+        {
+            "apiVersion": "repo-manager.pulpproject.org/v1",
+            "kind": "Pulp",
+            "metadata": {"name": NAME, "namespace": NAMESPACE},
+            "spec": {
+                "image_version": PULP_TAG,
+                "image_web_version": PULP_TAG,
+                "custom_pulp_settings": "e2e-settings",
+                "database": {"postgres_storage_requirements": "1Gi"},
+                "cache": {"enabled": True, "redis_image": "redis:7"},
+                "file_storage_storage_class": "standard",
+                "file_storage_size": "2Gi",
+                "file_storage_access_mode": "ReadWriteOnce",
+                "ingress_type": "nodeport",
+                "nodeport_port": NODEPORT,
+                "api": {"gunicorn_workers": 1},
+                "content": {"gunicorn_workers": 1},
+                "web": {"replicas": 1},
+            },
+        },
+    ]
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PulpEnv]:
+    check_node_prerequisites()
+    archives = [IMAGES / name for name in WANTED_IMAGES]
+    missing = [str(a) for a in archives if not a.is_file()]
+    if missing:
+        pytest.fail(f"images missing: {missing}; run `hack/images/build.sh`", pytrace=False)
+    started = time.monotonic()
+    plane = ControlPlane(tier="cluster", nodes=0, state_dir=tmp_path_factory.mktemp("pulp-cp"))
+    info = plane.start()
+    node = Node(
+        info,
+        state_dir=tmp_path_factory.mktemp("pulp-node"),
+        images=archives,
+        containerd_root=Path.home() / ".cache/pulp-operator/e2e-containerd",
+    )
+    operator: subprocess.Popen[bytes] | None = None
+    client = make_client(info.kubeconfig, "pulp-operator-e2e")
+    home = tmp_path_factory.mktemp("pulp-cli-home")
+    try:
+        node_info = node.start()
+        install_crds(info.kubeconfig, REPO / "config" / "crd")
+        client.create(Namespace(metadata=ObjectMeta(name=NAMESPACE)))
+        log = (home / "operator.log").open("wb")
+        operator = subprocess.Popen(
+            [
+                str(REPO / ".venv/bin/pulp-operator"),
+                "run",
+                "--namespace",
+                NAMESPACE,
+                "--health-address",
+                "http://127.0.0.1:0/healthz",
+                "--metrics-port",
+                "0",
+            ],
+            env=info.env(),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        wait(
+            f"default ServiceAccount in {NAMESPACE}",
+            lambda: client.get(ServiceAccount, "default", namespace=NAMESPACE),
+            60,
+            0.5,
+        )
+        for doc in pulp_manifests():
+            cls = PulpResource if doc["kind"] == "Pulp" else ConfigMap
+            client.create(cls.from_dict(doc))  # type: ignore[attr-defined]
+        env = PulpEnv(info, node_info, client, f"http://127.0.0.1:{NODEPORT}", "", home, operator)
+        wait("Pulp Ready=True", env.ready, timeout=900, every=3)
+        secret = client.get(Secret, names.admin_password(NAME), namespace=NAMESPACE)
+        assert secret.data is not None
+        env.password = base64.b64decode(secret.data["password"]).decode()
+        print(f"\nPulp ready {time.monotonic() - started:.0f}s after the start of the fixture")
+        yield env
+    finally:
+        if operator is not None:
+            operator.terminate()
+            try:
+                operator.wait(30)
+            except subprocess.TimeoutExpired:
+                operator.kill()
+        client.close()
+        node.stop()
+        plane.stop()
+
+
+def test_status_lists_online_components(env: PulpEnv) -> None:
+    status = env.pulp("status")
+    assert status["database_connection"]["connected"] is True
+    assert status["redis_connection"]["connected"] is True
+    assert len(status["online_workers"]) >= 1
+    assert len(status["online_api_apps"]) >= 1
+    assert len(status["online_content_apps"]) >= 1
+    assert status["versions"][0]["version"] == PULP_TAG or any(
+        v["component"] == "core" and v["version"] == PULP_TAG for v in status["versions"]
+    )
+    # the migration Job ran for real
+    pulp = env.pulp_cr()
+    assert pulp["status"]["migrated_image"] == f"quay.io/pulp/pulp-minimal:{PULP_TAG}"
+
+
+def download(url: str) -> bytes:
+    with urllib.request.urlopen(url, timeout=60) as r:
+        data: bytes = r.read()
+        return data
+
+
+def test_file_upload_publish_distribute_download(env: PulpEnv, tmp_path: Path) -> None:
+    payload = secrets.token_bytes(200_000)
+    path = tmp_path / "blob.bin"
+    path.write_bytes(payload)
+    env.pulp("file", "repository", "create", "--name", "upload")
+    env.pulp(
+        "file",
+        "content",
+        "upload",
+        "--file",
+        str(path),
+        "--relative-path",
+        "blob.bin",
+        "--repository",
+        "file:file:upload",
+    )
+    publication = env.pulp("file", "publication", "create", "--repository", "upload")
+    env.pulp(
+        "file",
+        "distribution",
+        "create",
+        "--name",
+        "upload",
+        "--base-path",
+        "upload",
+        "--publication",
+        publication["pulp_href"],
+    )
+    got = download(f"{env.base_url}/pulp/content/upload/blob.bin")
+    assert hashlib.sha256(got).hexdigest() == hashlib.sha256(payload).hexdigest()
+
+
+class _Quiet(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+def test_on_demand_sync_streams_from_the_remote(env: PulpEnv, tmp_path: Path) -> None:
+    served = tmp_path / "remote"
+    served.mkdir()
+    files = {f"f{i}.bin": secrets.token_bytes(50_000 + i) for i in range(3)}
+    lines = []
+    for name, data in files.items():
+        (served / name).write_bytes(data)
+        lines.append(f"{name},{hashlib.sha256(data).hexdigest()},{len(data)}")
+    (served / "PULP_MANIFEST").write_text("\n".join(lines) + "\n")
+    requests: list[str] = []
+
+    class Handler(_Quiet):
+        def do_GET(self) -> None:
+            requests.append(self.path)
+            super().do_GET()
+
+    server = http.server.ThreadingHTTPServer(
+        (env.node.node_ip, 0), functools.partial(Handler, directory=str(served))
+    )
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://{env.node.node_ip}:{server.server_address[1]}/PULP_MANIFEST"
+        env.pulp(
+            "file", "remote", "create", "--name", "lazy", "--url", url, "--policy", "on_demand"
+        )
+        env.pulp("file", "repository", "create", "--name", "lazy", "--remote", "lazy")
+        env.pulp("file", "repository", "sync", "--name", "lazy")
+        assert [p for p in requests if p.endswith(".bin")] == []  # nothing fetched at sync
+        publication = env.pulp("file", "publication", "create", "--repository", "lazy")
+        env.pulp(
+            "file",
+            "distribution",
+            "create",
+            "--name",
+            "lazy",
+            "--base-path",
+            "lazy",
+            "--publication",
+            publication["pulp_href"],
+        )
+        got = download(f"{env.base_url}/pulp/content/lazy/f1.bin")
+        assert got == files["f1.bin"]
+        assert requests.count("/f1.bin") == 1  # streamed from the remote on first request
+    finally:
+        server.shutdown()
+
+
+def _ready_replicas(env: PulpEnv, deployment: str) -> int:
+    dep = env.client.get(Deployment, deployment, namespace=NAMESPACE)
+    return (dep.status.readyReplicas or 0) if dep.status else 0
+
+
+def test_scale_workers(env: PulpEnv) -> None:
+    env.patch_spec({"worker": {"replicas": 3}})
+    wait("3 online workers", lambda: len(env.status()["online_workers"]) == 3, timeout=300)
+    env.patch_spec({"worker": {"replicas": 1}})
+    wait("1 worker pod", lambda: _ready_replicas(env, names.worker(NAME)) == 1, timeout=180)
+    wait("1 online worker", lambda: len(env.status()["online_workers"]) == 1, timeout=300)
+
+
+def test_settings_change_rolls_the_pods(env: PulpEnv) -> None:
+    new_origin = f"http://localhost:{NODEPORT}"
+    env.client.patch(
+        ConfigMap,
+        "e2e-settings",
+        {"data": {"content_origin": f'"{new_origin}"'}},
+        namespace=NAMESPACE,
+    )
+    wait(
+        "the new CONTENT_ORIGIN in effect",
+        lambda: env.status()["content_settings"]["content_origin"] == new_origin,
+        timeout=400,
+    )
+
+
+def test_api_pod_and_deployment_come_back(env: PulpEnv) -> None:
+    selector = names.selector(NAME, "api")
+    pods = list(env.client.list(Pod, namespace=NAMESPACE, labels=selector))
+    assert pods
+    old = {p.metadata.name for p in pods}
+    for pod in pods:
+        env.client.delete(Pod, pod.metadata.name, namespace=NAMESPACE)
+    wait(
+        "a new api pod serving",
+        lambda: (
+            {p.metadata.name for p in env.client.list(Pod, namespace=NAMESPACE, labels=selector)}
+            - old
+            and env.status()["database_connection"]["connected"]
+        ),
+        timeout=300,
+    )
+
+    env.client.delete(Deployment, names.api(NAME), namespace=NAMESPACE)
+    wait(
+        "the api Deployment restored by the operator",
+        lambda: env.client.get(Deployment, names.api(NAME), namespace=NAMESPACE),
+        timeout=60,
+    )
+    wait("the api serving again", lambda: env.status()["online_api_apps"], timeout=300)
+    wait("Ready again", env.ready, timeout=300)
