@@ -6,12 +6,12 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: help venv testbin crds lint unit integration e2e test demo demo-down clean
+.PHONY: help venv testbin nodebin images crds lint unit integration e2e test demo demo-down clean
 
 help:
 	@echo "make demo   - start a local cluster, run the operator, deploy a sample Pulp"
 	@echo "make test   - set up and run lint, type checks and every test tier"
-	@echo "make unit | integration | e2e | lint | crds | testbin"
+	@echo "make unit | integration | e2e | lint | crds | testbin | nodebin | images"
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -23,6 +23,14 @@ venv: $(STAMP)
 
 testbin:
 	bash hack/testbin/build.sh
+
+# CoreDNS and the busybox test image for the real node (Debian packages installed when missing)
+nodebin:
+	bash hack/node/build.sh
+
+# Stand-in container images (pulp-minimal, pulp-web, postgres, redis, pause), cached
+images:
+	bash hack/images/build.sh
 
 crds: venv
 	$(BIN)/pulp-operator crds --output-dir config/crd
@@ -38,7 +46,10 @@ unit: venv
 integration: venv testbin
 	$(BIN)/pytest tests/integration $(PYTEST_ARGS)
 
-test: venv testbin lint
+e2e: venv testbin nodebin images
+	$(BIN)/pytest tests/e2e $(PYTEST_ARGS)
+
+test: venv testbin nodebin images lint
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 demo: venv testbin

@@ -252,6 +252,7 @@ def run(options: RunOptions) -> int:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    logging.getLogger("httpx2").setLevel(logging.WARNING)  # one line per API request otherwise
     if options.metrics_port:
         start_http_server(options.metrics_port)
 

@@ -570,6 +570,8 @@ class ControlPlane:
             "--bind-address=127.0.0.1",
             f"--secure-port={ports.apiserver}",
             "--advertise-address=127.0.0.1",
+            # a real node registers by name; reach its kubelet by IP (no DNS for node names here)
+            "--kubelet-preferred-address-types=InternalIP,Hostname,InternalDNS,ExternalDNS,ExternalIP",
             f"--service-cluster-ip-range={SERVICE_CLUSTER_IP_RANGE}",
             "--allow-privileged=true",
             f"--service-account-issuer={server}",
