@@ -52,7 +52,7 @@ e2e: venv testbin nodebin images
 test: venv testbin nodebin images lint
 	$(BIN)/pytest $(PYTEST_ARGS)
 
-demo: venv testbin
+demo: venv testbin nodebin images
 	bash hack/demo.sh
 
 demo-down:

@@ -1,76 +1,87 @@
 #!/usr/bin/env bash
-# `make demo`: starts a local cluster, installs the CRDs, runs the operator, applies a sample Pulp
-# and shows its objects and status converging. `make demo-down` (or `hack/demo.sh down`) stops it.
+# `make demo`: a real single-node Kubernetes on this machine (control plane + kubelet, containerd,
+# kube-proxy, CoreDNS), the operator, and a sample Pulp that becomes a working Pulp.
+# `make demo-down` (or `hack/demo.sh down`) stops everything and cleans up.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$(pwd)
 state=${PULP_OPERATOR_DEMO_DIR:-$HOME/.cache/pulp-operator/demo}
+images=${PULP_OPERATOR_IMAGES:-$HOME/.cache/pulp-operator/images}
 testbin=$(bash hack/testbin/build.sh | tail -n 1)
-kubectl="$testbin/kubectl --kubeconfig $state/cluster/kubeconfig"
+kubectl="$testbin/kubectl --kubeconfig $state/node/cluster/kubeconfig"
 ns=demo
+port=30080
+py="$repo/.venv/bin/python"
 
 stop() {
   if [ -f "$state/operator.pid" ]; then
     kill "$(cat "$state/operator.pid")" 2>/dev/null || true
     rm -f "$state/operator.pid"
   fi
-  if [ -d "$state/cluster" ]; then
-    "$repo/.venv/bin/python" -m pulp_operator.devcluster down --state-dir "$state/cluster" || true
+  if [ -d "$state/node" ]; then
+    "$py" -m pulp_operator.devcluster.node down --state-dir "$state/node" || true
   fi
   echo "demo stopped"
 }
 
 if [ "${1:-}" = down ]; then stop; exit 0; fi
+[ "$(id -u)" = 0 ] || { echo "the demo runs a real kubelet and containerd: run it as root" >&2; exit 1; }
 
 mkdir -p "$state"
 stop >/dev/null 2>&1 || true
 start=$SECONDS
-echo "== starting the local cluster (etcd, kube-apiserver, controller-manager, scheduler, kwok nodes)"
-setsid "$repo/.venv/bin/python" -m pulp_operator.devcluster up --tier cluster \
-  --state-dir "$state/cluster" --crds "$repo/config/crd" >"$state/cluster.log" 2>&1 < /dev/null &
-for _ in $(seq 1 180); do
-  grep -q "running until" "$state/cluster.log" 2>/dev/null && break
-  if ! kill -0 $! 2>/dev/null; then cat "$state/cluster.log"; echo "the cluster did not start" >&2; exit 1; fi
+image_args=()
+for archive in pulp-minimal-3.123.1 pulp-web-3.123.1 postgres-15 redis-7; do
+  image_args+=(--image "$images/$archive.oci.tar")
+done
+echo "== starting a single-node cluster (control plane, kubelet, containerd, kube-proxy, CoreDNS)"
+setsid "$py" -m pulp_operator.devcluster.node up --state-dir "$state/node" --crds "$repo/config/crd" \
+  --containerd-root "$HOME/.cache/pulp-operator/demo-containerd" "${image_args[@]}" \
+  >"$state/node.log" 2>&1 < /dev/null &
+node_pid=$!
+for _ in $(seq 1 300); do
+  grep -q "running until" "$state/node.log" 2>/dev/null && break
+  if ! kill -0 $node_pid 2>/dev/null; then cat "$state/node.log"; echo "the node did not start" >&2; exit 1; fi
   sleep 1
 done
-grep -q "running until" "$state/cluster.log" || { cat "$state/cluster.log"; exit 1; }
-echo "   cluster ready after $((SECONDS - start)) s"
+grep -q "running until" "$state/node.log" || { cat "$state/node.log"; exit 1; }
+echo "   node ready after $((SECONDS - start)) s"
 
 echo "== starting the operator (log: $state/operator.log)"
-KUBECONFIG=$state/cluster/kubeconfig setsid "$repo/.venv/bin/pulp-operator" run --namespace "$ns" \
+KUBECONFIG=$state/node/cluster/kubeconfig setsid "$repo/.venv/bin/pulp-operator" run --namespace "$ns" \
   --health-address http://127.0.0.1:18081/healthz --metrics-port 18080 \
   >"$state/operator.log" 2>&1 < /dev/null &
 echo $! > "$state/operator.pid"
 
 echo "== applying config/samples/demo.yaml in namespace $ns"
 $kubectl create namespace "$ns" --dry-run=client -o yaml | $kubectl apply -f - >/dev/null
-$kubectl apply -f hack/demo-volumes.yaml >/dev/null
 $kubectl apply -n "$ns" -f config/samples/demo.yaml
 
-echo "== waiting for the Pulp to become Ready"
+echo "== waiting for the Pulp to become Ready (migrations run for real: a few minutes)"
 ready=""
-for i in $(seq 1 90); do
+for i in $(seq 1 200); do
   ready=$($kubectl get pulp demo -n "$ns" -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}' 2>/dev/null || true)
-  if [ $((i % 5)) = 1 ] || [ "$ready" = True ]; then
+  if [ $((i % 10)) = 1 ] || [ "$ready" = True ]; then
     echo "--- after $((SECONDS - start)) s"
-    $kubectl get pulp -n "$ns"
+    $kubectl get pulp,pods -n "$ns"
   fi
   [ "$ready" = True ] && break
-  sleep 2
+  sleep 3
 done
-echo
-$kubectl get deployments,statefulsets,services,jobs,pvc,secrets,configmaps -n "$ns"
 echo
 $kubectl get pulp demo -n "$ns" -o jsonpath='{range .status.conditions[*]}{.type}={.status} {.reason}: {.message}{"\n"}{end}'
 echo
 if [ "$ready" != True ]; then
-  echo "the Pulp did not become Ready; see $state/operator.log" >&2
+  echo "the Pulp did not become Ready; see $state/operator.log and $kubectl get events -n $ns" >&2
+  exit 1
 fi
+curl -fsS "http://127.0.0.1:$port/pulp/api/v3/status/" >/dev/null && echo "Pulp answers at http://127.0.0.1:$port/"
 cat <<MSG
-The demo runs in the background (objects in a local API server; kwok nodes play the pods).
-  export KUBECONFIG=$state/cluster/kubeconfig
-  $testbin/kubectl get pulp,all -n $ns
-  operator log: $state/operator.log
+
+Pulp is running at http://127.0.0.1:$port/ (ready after $((SECONDS - start)) s).
+  admin password: $kubectl get secret demo-admin-password -n $ns -o jsonpath='{.data.password}' | base64 -d
+  try it:         .venv/bin/pulp --base-url http://127.0.0.1:$port --username admin --password <that> status
+  cluster:        export KUBECONFIG=$state/node/cluster/kubeconfig; $testbin/kubectl get pulp,pods -n $ns
+  operator log:   $state/operator.log
 Stop it with: make demo-down
 MSG
-[ "$ready" = True ]
