@@ -296,7 +296,7 @@ build() {
     echo "$archive"
     return
   fi
-  local STEP_IMAGE=$image STEP_LOG=$out/logs/$image.log work=$out/.work/$image start=$SECONDS
+  local STEP_IMAGE=$image STEP_LOG=$out/logs/${2%.oci.tar}.log work=$out/.work/${2%.oci.tar} start=$SECONDS
   : >"$STEP_LOG"
   rm -rf "$work"; mkdir -p "$work"
   log "$image: building (log: $STEP_LOG)"
@@ -522,7 +522,7 @@ pulp_smoke() {
   in_root "$root" /bin/sh -ec '
     for f in pulpcore-manager pulpcore-worker gunicorn; do test -x /usr/local/bin/$f; done
     '"$(legacy_pulp || echo 'test -x /usr/local/bin/pulpcore-api; test -x /usr/local/bin/pulpcore-content;')"'
-    pulpcore-manager --version
+    PULP_CONTENT_ORIGIN=http://localhost pulpcore-manager --version
     route_paths.py example
     python3 -c "import pulpcore, sys; print(pulpcore.__file__, sys.version)"
     id pulp; ls -ld /var/lib/pulp/* /etc/pulp/* /var/lib/operator/static'
