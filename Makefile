@@ -31,6 +31,8 @@ nodebin:
 # Stand-in container images (pulp-minimal, pulp-web, postgres, redis, pause), cached
 images:
 	bash hack/images/build.sh
+	bash hack/images/build.sh --pulp-tag 3.13 pulp-minimal pulp-web
+	bash hack/operator-image/build.sh
 
 crds: venv
 	$(BIN)/pulp-operator crds --output-dir config/crd

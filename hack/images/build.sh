@@ -296,7 +296,9 @@ build() {
     echo "$archive"
     return
   fi
-  local STEP_IMAGE=$image STEP_LOG=$out/logs/${2%.oci.tar}.log work=$out/.work/${2%.oci.tar} start=$SECONDS
+  local stem
+  stem=$(basename "$archive" .oci.tar)
+  local STEP_IMAGE=$image STEP_LOG=$out/logs/$stem.log work=$out/.work/$stem start=$SECONDS
   : >"$STEP_LOG"
   rm -rf "$work"; mkdir -p "$work"
   log "$image: building (log: $STEP_LOG)"
@@ -413,8 +415,9 @@ build_pulp_minimal() { # WORK ROOT
   local work=$1 root=$2 py
   step "unpack base-$(pulp_suite)" unpack_base "$root"
   step "pulp user (uid/gid 700), directories" pulp_user "$root"
-  step "apt-get install python3 venv, libpq, psql, curl, git" apt_install "$root" \
-    python3 python3-venv ca-certificates libpq5 postgresql-client curl git
+  # (pulpcore < 3.33 runs gpg through python-gnupg, in a migration even)
+  step "apt-get install python3 venv, libpq, psql, curl, git$(legacy_pulp && echo ', gpg' || :)" apt_install "$root" \
+    python3 python3-venv ca-certificates libpq5 postgresql-client curl git $(legacy_pulp && echo gpg || :)
   step "trust this machine's extra CA certificates for pip" add_build_cas "$root"
   step "venv at /usr/local + pip install $(pulp_requirement)$(legacy_pulp && echo ' pulp-file<1.9' || :)" pulp_pip "$root"
   step "remove the build CA certificates" remove_build_cas "$root"

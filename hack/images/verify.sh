@@ -278,7 +278,7 @@ pulp_opts=(
 as_pulp=(setpriv --reuid=700 --regid=700 --groups=700 -- env HOME=/var/lib/pulp)
 
 t0=$SECONDS
-run v-pulp-version "$pulp_image" pulpcore-manager --version || fail "pulpcore-manager --version"
+run v-pulp-version "$pulp_image" "${pulp_opts[@]}" -- pulpcore-manager --version || fail "pulpcore-manager --version"
 pass "pulp: pulpcore-manager --version -> Django $(tail -n1 "$tmp/logs/v-pulp-version.log") ($((SECONDS - t0)) s)"
 run v-pulp-sh "$pulp_image" /bin/sh -c 'echo "$BASH_VERSION"; command -v which psql curl git gunicorn pulpcore-api pulpcore-content pulpcore-worker pulpcore-manager; id pulp; echo "$PULP_SETTINGS $DJANGO_SETTINGS_MODULE $PULP_GUNICORN_TIMEOUT $PULP_API_WORKERS $PULP_CONTENT_WORKERS $LANG"; stat -c "%a %U:%G %n" /var/lib/pulp/media /var/lib/pulp/assets /var/lib/pulp/tmp /var/lib/pulp/scripts /etc/pulp/keys /etc/pulp/certs /var/lib/operator/static' \
   || fail "image layout check"
@@ -328,7 +328,7 @@ pass "pulp: api (/usr/bin/pulp-api), content ($([ $legacy = 1 ] && echo /usr/bin
 ctr_ tasks exec --exec-id readyz v-pulp-api readyz.py /pulp/api/v3/status/ || fail "readyz.py in the api container"
 ctr_ tasks exec --exec-id readyz v-pulp-content readyz.py /pulp/content/ || fail "readyz.py in the content container"
 ctr_ tasks exec --exec-id probe v-pulp-worker wait_on_postgres.py >/dev/null || fail "wait_on_postgres.py (worker readiness probe)"
-curl -fsS -u admin:admin-verify http://127.0.0.1:24817/pulp/api/v3/users/ -o /dev/null || fail "admin login with the reset password"
+curl -fsS -u admin:admin-verify http://127.0.0.1:24817/pulp/api/v3/tasks/ -o /dev/null || fail "admin login with the reset password"
 pass "pulp: readyz.py (api, content), wait_on_postgres.py as worker probe, admin login with the reset password"
 grep -ih 'control' "$tmp/logs/v-pulp-api.log" "$tmp/logs/v-pulp-content.log" | sed 's/^/    note: /' >&2 || true
 

@@ -44,6 +44,10 @@ PULP_TAG = "3.123.1"
 NODEPORT = 30180
 NAME = "e2e"
 NAMESPACE = "pulp-e2e"
+OLD_NAMESPACE = "pulp-e2e-old"
+OLD_TAG = "3.13"
+OLD_NODEPORT = 30182
+OLD_IMAGES = (f"pulp-minimal-{OLD_TAG}.oci.tar", f"pulp-web-{OLD_TAG}.oci.tar")
 WANTED_IMAGES = (
     f"pulp-minimal-{PULP_TAG}.oci.tar",
     f"pulp-web-{PULP_TAG}.oci.tar",
@@ -158,6 +162,7 @@ def pulp_manifests() -> list[dict[str, Any]]:
 def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PulpEnv]:
     check_node_prerequisites()
     archives = [IMAGES / name for name in WANTED_IMAGES]
+    archives += [IMAGES / name for name in OLD_IMAGES if (IMAGES / name).is_file()]
     missing = [str(a) for a in archives if not a.is_file()]
     if missing:
         pytest.fail(f"images missing: {missing}; run `hack/images/build.sh`", pytrace=False)
@@ -177,6 +182,7 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PulpEnv]:
         node_info = node.start()
         install_crds(info.kubeconfig, REPO / "config" / "crd")
         client.create(Namespace(metadata=ObjectMeta(name=NAMESPACE)))
+        client.create(Namespace(metadata=ObjectMeta(name=OLD_NAMESPACE)))
         log = (home / "operator.log").open("wb")
         operator = subprocess.Popen(
             [
@@ -184,6 +190,8 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PulpEnv]:
                 "run",
                 "--namespace",
                 NAMESPACE,
+                "--namespace",
+                OLD_NAMESPACE,
                 "--health-address",
                 "http://127.0.0.1:0/healthz",
                 "--metrics-port",
@@ -380,3 +388,60 @@ def test_api_pod_and_deployment_come_back(env: PulpEnv) -> None:
     )
     wait("the api serving again", lambda: env.status()["online_api_apps"], timeout=300)
     wait("Ready again", env.ready, timeout=300)
+
+
+def test_old_release_runs_the_resource_manager(env: PulpEnv) -> None:
+    """pulpcore 3.13 (Python 3.9 image): four services, the resource manager among them."""
+    if not all((IMAGES / name).is_file() for name in OLD_IMAGES):
+        pytest.skip(
+            f"no pulpcore {OLD_TAG} image: run `hack/images/build.sh --pulp-tag {OLD_TAG}"
+            " pulp-minimal pulp-web` (needs Debian bullseye's Python 3.9)"
+        )
+    name = "old"
+    env.client.create(
+        PulpResource.from_dict(  # type: ignore[attr-defined]
+            {
+                "apiVersion": "repo-manager.pulpproject.org/v1",
+                "kind": "Pulp",
+                "metadata": {"name": name, "namespace": OLD_NAMESPACE},
+                "spec": {
+                    "image_version": OLD_TAG,
+                    "image_web_version": OLD_TAG,
+                    "database": {"postgres_storage_requirements": "1Gi"},
+                    "cache": {"enabled": True, "redis_image": "redis:7"},
+                    "file_storage_storage_class": "standard",
+                    "file_storage_size": "1Gi",
+                    "file_storage_access_mode": "ReadWriteOnce",
+                    "ingress_type": "nodeport",
+                    "nodeport_port": OLD_NODEPORT,
+                    "api": {"gunicorn_workers": 1},
+                    "content": {"gunicorn_workers": 1},
+                },
+            }
+        )
+    )
+
+    def ready() -> bool:
+        pulp = env.client.get(PulpResource, name, namespace=OLD_NAMESPACE).to_dict()
+        conds = (pulp.get("status") or {}).get("conditions") or []
+        return any(c["type"] == "Ready" and c["status"] == "True" for c in conds)
+
+    wait(f"Pulp {OLD_TAG} Ready=True", ready, timeout=900, every=3)
+    rm = env.client.get(Deployment, names.resource_manager(name), namespace=OLD_NAMESPACE)
+    assert rm.spec is not None
+    assert rm.spec.replicas == 1
+    url = f"http://127.0.0.1:{OLD_NODEPORT}/pulp/api/v3/status/"
+
+    def status() -> dict[str, Any]:
+        with urllib.request.urlopen(url, timeout=10) as r:
+            data: dict[str, Any] = json.loads(r.read())
+            return data
+
+    def resource_manager_online() -> Any:
+        workers = status()["online_workers"]
+        return any("resource-manager" in w["name"] for w in workers) and workers
+
+    workers = wait("the resource manager online", resource_manager_online, timeout=300)
+    assert len(workers) >= 2  # the resource manager and a worker
+    versions = {v["component"]: v["version"] for v in status()["versions"]}
+    assert versions["core"].startswith(OLD_TAG)
