@@ -13,12 +13,10 @@ Ready=True (migrations run for real) and the status endpoint behind the NodePort
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import time
 import urllib.request
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -32,11 +30,11 @@ from pulp_operator.devcluster import ControlPlane, install_crds, make_client
 from pulp_operator.devcluster.node import Node, check_node_prerequisites
 from pulp_operator.kube import PulpResource
 
+from .common import IMAGES, PULP_ARCHIVES, PULP_TAG, pulp_manifests, wait
+
 pytestmark = pytest.mark.e2e
 
 REPO = Path(__file__).resolve().parents[2]
-IMAGES = Path(os.environ.get("PULP_OPERATOR_IMAGES", Path.home() / ".cache/pulp-operator/images"))
-PULP_TAG = "3.123.1"
 NODEPORT = 30181
 NAME = "incluster"
 NAMESPACE = "pulp-incluster"
@@ -44,12 +42,6 @@ OPERATOR_NAMESPACE = "pulp-operator-system"
 OPERATOR_DEPLOYMENT = "pulp-operator"
 OPERATOR_ARCHIVE = "pulp-operator.oci.tar"
 OPERATOR_IMAGE = "localhost/pulp-operator:latest"
-PULP_ARCHIVES = (
-    f"pulp-minimal-{PULP_TAG}.oci.tar",
-    f"pulp-web-{PULP_TAG}.oci.tar",
-    "postgres-15.oci.tar",
-    "redis-7.oci.tar",
-)
 # Applied in this order, unmodified.
 MANIFESTS = (
     "config/manager/namespace.yaml",
@@ -58,20 +50,6 @@ MANIFESTS = (
     "config/rbac/role_binding.yaml",
     "config/manager/deployment.yaml",
 )
-
-
-def wait(what: str, ok: Callable[[], Any], timeout: float = 300.0, every: float = 2.0) -> Any:
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        try:
-            last = ok()
-        except Exception as exc:
-            last = exc
-        if last and not isinstance(last, Exception):
-            return last
-        time.sleep(every)
-    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what} (last: {last!r})")
 
 
 def check_images() -> list[Path]:
@@ -92,40 +70,6 @@ def check_images() -> list[Path]:
     if missing:
         pytest.fail(f"images missing: {missing}; run `hack/images/build.sh`", pytrace=False)
     return [operator, *pulp]
-
-
-def pulp_manifests() -> list[dict[str, Any]]:
-    return [
-        {
-            "apiVersion": "v1",
-            "kind": "ConfigMap",
-            "metadata": {"name": f"{NAME}-settings", "namespace": NAMESPACE},
-            "data": {
-                "content_origin": f'"http://127.0.0.1:{NODEPORT}"',
-                "analytics": "False",
-            },
-        },
-        {
-            "apiVersion": "repo-manager.pulpproject.org/v1",
-            "kind": "Pulp",
-            "metadata": {"name": NAME, "namespace": NAMESPACE},
-            "spec": {
-                "image_version": PULP_TAG,
-                "image_web_version": PULP_TAG,
-                "custom_pulp_settings": f"{NAME}-settings",
-                "database": {"postgres_storage_requirements": "1Gi"},
-                "cache": {"enabled": True, "redis_image": "redis:7"},
-                "file_storage_storage_class": "standard",
-                "file_storage_size": "2Gi",
-                "file_storage_access_mode": "ReadWriteOnce",
-                "ingress_type": "nodeport",
-                "nodeport_port": NODEPORT,
-                "api": {"gunicorn_workers": 1},
-                "content": {"gunicorn_workers": 1},
-                "web": {"replicas": 1},
-            },
-        },
-    ]
 
 
 def operator_pods(client: Client) -> list[Pod]:
@@ -247,7 +191,7 @@ def test_operator_in_cluster_deploys_pulp(tmp_path_factory: pytest.TempPathFacto
             60,
             0.5,
         )
-        for doc in pulp_manifests():
+        for doc in pulp_manifests(NAME, NAMESPACE, NODEPORT):
             cls = PulpResource if doc["kind"] == "Pulp" else ConfigMap
             client.create(cls.from_dict(doc))  # type: ignore[attr-defined]
         t0 = time.monotonic()

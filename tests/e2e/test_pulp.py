@@ -19,7 +19,7 @@ import subprocess
 import threading
 import time
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,11 +36,11 @@ from pulp_operator.devcluster import ClusterInfo, ControlPlane, install_crds, ma
 from pulp_operator.devcluster.node import Node, NodeInfo, check_node_prerequisites
 from pulp_operator.kube import PulpResource
 
+from .common import IMAGES, PULP_ARCHIVES, PULP_TAG, pulp_manifests, wait
+
 pytestmark = pytest.mark.e2e
 
 REPO = Path(__file__).resolve().parents[2]
-IMAGES = Path(os.environ.get("PULP_OPERATOR_IMAGES", Path.home() / ".cache/pulp-operator/images"))
-PULP_TAG = "3.123.1"
 NODEPORT = 30180
 NAME = "e2e"
 NAMESPACE = "pulp-e2e"
@@ -48,26 +48,6 @@ OLD_NAMESPACE = "pulp-e2e-old"
 OLD_TAG = "3.13"
 OLD_NODEPORT = 30182
 OLD_IMAGES = (f"pulp-minimal-{OLD_TAG}.oci.tar", f"pulp-web-{OLD_TAG}.oci.tar")
-WANTED_IMAGES = (
-    f"pulp-minimal-{PULP_TAG}.oci.tar",
-    f"pulp-web-{PULP_TAG}.oci.tar",
-    "postgres-15.oci.tar",
-    "redis-7.oci.tar",
-)
-
-
-def wait(what: str, ok: Callable[[], Any], timeout: float = 300.0, every: float = 2.0) -> Any:
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        try:
-            last = ok()
-        except Exception as exc:
-            last = exc
-        if last and not isinstance(last, Exception):
-            return last
-        time.sleep(every)
-    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what} (last: {last!r})")
 
 
 @dataclass
@@ -124,44 +104,10 @@ class PulpEnv:
         )
 
 
-def pulp_manifests() -> list[dict[str, Any]]:
-    return [
-        {
-            "apiVersion": "v1",
-            "kind": "ConfigMap",
-            "metadata": {"name": "e2e-settings", "namespace": NAMESPACE},
-            "data": {
-                "content_origin": f'"http://127.0.0.1:{NODEPORT}"',
-                "analytics": "False",
-            },
-        },
-        {
-            "apiVersion": "repo-manager.pulpproject.org/v1",
-            "kind": "Pulp",
-            "metadata": {"name": NAME, "namespace": NAMESPACE},
-            "spec": {
-                "image_version": PULP_TAG,
-                "image_web_version": PULP_TAG,
-                "custom_pulp_settings": "e2e-settings",
-                "database": {"postgres_storage_requirements": "1Gi"},
-                "cache": {"enabled": True, "redis_image": "redis:7"},
-                "file_storage_storage_class": "standard",
-                "file_storage_size": "2Gi",
-                "file_storage_access_mode": "ReadWriteOnce",
-                "ingress_type": "nodeport",
-                "nodeport_port": NODEPORT,
-                "api": {"gunicorn_workers": 1},
-                "content": {"gunicorn_workers": 1},
-                "web": {"replicas": 1},
-            },
-        },
-    ]
-
-
 @pytest.fixture(scope="module")
 def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PulpEnv]:
     check_node_prerequisites()
-    archives = [IMAGES / name for name in WANTED_IMAGES]
+    archives = [IMAGES / name for name in PULP_ARCHIVES]
     archives += [IMAGES / name for name in OLD_IMAGES if (IMAGES / name).is_file()]
     missing = [str(a) for a in archives if not a.is_file()]
     if missing:
@@ -207,7 +153,7 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PulpEnv]:
             60,
             0.5,
         )
-        for doc in pulp_manifests():
+        for doc in pulp_manifests(NAME, NAMESPACE, NODEPORT):
             cls = PulpResource if doc["kind"] == "Pulp" else ConfigMap
             client.create(cls.from_dict(doc))  # type: ignore[attr-defined]
         env = PulpEnv(info, node_info, client, f"http://127.0.0.1:{NODEPORT}", "", home, operator)
@@ -398,28 +344,8 @@ def test_old_release_runs_the_resource_manager(env: PulpEnv) -> None:
             " pulp-minimal pulp-web` (needs Debian bullseye's Python 3.9)"
         )
     name = "old"
-    env.client.create(
-        PulpResource.from_dict(  # type: ignore[attr-defined]
-            {
-                "apiVersion": "repo-manager.pulpproject.org/v1",
-                "kind": "Pulp",
-                "metadata": {"name": name, "namespace": OLD_NAMESPACE},
-                "spec": {
-                    "image_version": OLD_TAG,
-                    "image_web_version": OLD_TAG,
-                    "database": {"postgres_storage_requirements": "1Gi"},
-                    "cache": {"enabled": True, "redis_image": "redis:7"},
-                    "file_storage_storage_class": "standard",
-                    "file_storage_size": "1Gi",
-                    "file_storage_access_mode": "ReadWriteOnce",
-                    "ingress_type": "nodeport",
-                    "nodeport_port": OLD_NODEPORT,
-                    "api": {"gunicorn_workers": 1},
-                    "content": {"gunicorn_workers": 1},
-                },
-            }
-        )
-    )
+    (pulp,) = pulp_manifests(name, OLD_NAMESPACE, OLD_NODEPORT, tag=OLD_TAG, settings=False)
+    env.client.create(PulpResource.from_dict(pulp))  # type: ignore[attr-defined]
 
     def ready() -> bool:
         pulp = env.client.get(PulpResource, name, namespace=OLD_NAMESPACE).to_dict()

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import base64
 from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 from lightkube.resources.apps_v1 import Deployment, StatefulSet
 from lightkube.resources.batch_v1 import Job
-from lightkube.resources.core_v1 import ConfigMap, Secret, Service
+from lightkube.resources.core_v1 import ConfigMap, PersistentVolumeClaim, Secret, Service
 from lightkube.types import PatchType
 
 from pulp_operator import names
@@ -426,3 +427,69 @@ async def test_admin_password_change_runs_a_reset_job(kube: Kube, api_namespace:
     assert second != first
     job = (await owned(kube, api_namespace, name))[("Job", next(iter(second)))]
     assert "a-new-password" not in str(job)  # by reference, never by value
+
+
+async def test_storage_type_and_cache_switches(kube: Kube, api_namespace: str) -> None:
+    docs = load_sample("simple.yaml")
+    (name,) = await create_all(kube, api_namespace, docs)
+    reconciler = Reconciler(kube)
+    await reconciler.reconcile(api_namespace, name)
+
+    def volumes(dep: dict[str, Any]) -> set[str]:
+        return {v["name"] for v in dep["spec"]["template"]["spec"].get("volumes", [])}
+
+    api = await kube.get(Deployment, names.api(name), api_namespace)
+    assert api is not None
+    assert "file-storage" in volumes(api)
+
+    # file storage -> S3: no file volume any more, STORAGES in settings.py, the PVC (data) kept
+    await create_all(
+        kube,
+        api_namespace,
+        [
+            {
+                "apiVersion": "v1",
+                "kind": "Secret",
+                "metadata": {"name": "s3"},
+                "stringData": {
+                    "s3-access-key-id": "id",
+                    "s3-secret-access-key": "s3-secret-value-417",
+                    "s3-bucket-name": "bucket",
+                    "s3-region": "eu-west-1",
+                },
+            }
+        ],
+    )
+    await patch_spec(
+        kube,
+        api_namespace,
+        name,
+        {
+            "file_storage_storage_class": None,
+            "file_storage_size": None,
+            "file_storage_access_mode": None,
+            "object_storage_s3_secret": "s3",
+        },
+    )
+    outcome = await reconciler.reconcile(api_namespace, name)
+    assert not outcome.problems, outcome.problems
+    api = await kube.get(Deployment, names.api(name), api_namespace)
+    assert api is not None
+    assert "file-storage" not in volumes(api)
+    server = await kube.get(Secret, names.server_settings(name), api_namespace)
+    assert server is not None
+    settings_py = base64.b64decode(server["data"]["settings.py"]).decode()
+    assert "storages.backends.s3" in settings_py
+    assert "s3-secret-value-417" not in settings_py  # reaches the pods by reference
+    assert await kube.get(PersistentVolumeClaim, names.file_storage(name), api_namespace)
+    pulp = await get_pulp(kube, api_namespace, name)
+    assert pulp["status"]["storage_type"] == "S3"
+
+    # cache off, then on again
+    await patch_spec(kube, api_namespace, name, {"cache": {"enabled": False}})
+    await reconciler.reconcile(api_namespace, name)
+    assert await kube.get(Deployment, names.redis(name), api_namespace) is None
+    await patch_spec(kube, api_namespace, name, {"cache": {"enabled": True}})
+    await reconciler.reconcile(api_namespace, name)
+    assert await kube.get(Deployment, names.redis(name), api_namespace) is not None
+    assert await kube.get(Service, names.redis_service(name), api_namespace) is not None

@@ -90,6 +90,7 @@ from pulp_operator.devcluster.controlplane import (
     _owner_alive,
     _probe,
     _read_json,
+    _records_from,
     _signal_group,
     _tail,
     _write_json_atomic,
@@ -1944,24 +1945,8 @@ def cleanup_stale(runs_dir: Path | None = None, timeout: float = 10.0) -> int:
     return cleaned
 
 
-def _records_of(data: Mapping[str, Any]) -> list[ProcessRecord]:
-    out: list[ProcessRecord] = []
-    for item in data.get("processes", []):
-        with contextlib.suppress(TypeError, KeyError, ValueError):
-            out.append(
-                ProcessRecord(
-                    name=str(item["name"]),
-                    pid=int(item["pid"]),
-                    start_time=int(item["start_time"]),
-                    marker=str(item["marker"]),
-                    log=str(item.get("log", "")),
-                )
-            )
-    return out
-
-
 def _cleanup_record(data: Mapping[str, Any], timeout: float = 10.0) -> list[str]:
-    records = _records_of(data)
+    records = _records_from(data)
     order = ["kubelet", "kube-proxy", "coredns", "apiserver-proxy", "provisioner", "containerd"]
     records.sort(key=lambda r: order.index(r.name) if r.name in order else len(order))
     for rec in records:

@@ -1,0 +1,77 @@
+"""Shared pieces of the end-to-end tests: polling and the Pulp CRs they deploy."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+IMAGES = Path(os.environ.get("PULP_OPERATOR_IMAGES", Path.home() / ".cache/pulp-operator/images"))
+PULP_TAG = "3.123.1"
+PULP_ARCHIVES = (
+    f"pulp-minimal-{PULP_TAG}.oci.tar",
+    f"pulp-web-{PULP_TAG}.oci.tar",
+    "postgres-15.oci.tar",
+    "redis-7.oci.tar",
+)
+
+
+def wait(what: str, ok: Callable[[], Any], timeout: float = 300.0, every: float = 2.0) -> Any:
+    """Poll `ok` until it returns something true; errors count as not yet."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        try:
+            last = ok()
+        except Exception as exc:
+            last = exc
+        if last and not isinstance(last, Exception):
+            return last
+        time.sleep(every)
+    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what} (last: {last!r})")
+
+
+def pulp_manifests(
+    name: str, namespace: str, nodeport: int, tag: str = PULP_TAG, settings: bool = True
+) -> list[dict[str, Any]]:
+    """A small Pulp: managed PostgreSQL and Redis, PVC storage, pulp-web on a NodePort, and
+    (with `settings`) a custom settings ConfigMap making CONTENT_ORIGIN the host's address."""
+    spec: dict[str, Any] = {
+        "image_version": tag,
+        "image_web_version": tag,
+        "database": {"postgres_storage_requirements": "1Gi"},
+        "cache": {"enabled": True, "redis_image": "redis:7"},
+        "file_storage_storage_class": "standard",
+        "file_storage_size": "2Gi",
+        "file_storage_access_mode": "ReadWriteOnce",
+        "ingress_type": "nodeport",
+        "nodeport_port": nodeport,
+        "api": {"gunicorn_workers": 1},
+        "content": {"gunicorn_workers": 1},
+        "web": {"replicas": 1},
+    }
+    docs: list[dict[str, Any]] = []
+    if settings:
+        spec["custom_pulp_settings"] = f"{name}-settings"
+        docs.append(
+            {
+                "apiVersion": "v1",
+                "kind": "ConfigMap",
+                "metadata": {"name": f"{name}-settings", "namespace": namespace},
+                "data": {
+                    "content_origin": f'"http://127.0.0.1:{nodeport}"',
+                    "analytics": "False",
+                },
+            }
+        )
+    docs.append(
+        {
+            "apiVersion": "repo-manager.pulpproject.org/v1",
+            "kind": "Pulp",
+            "metadata": {"name": name, "namespace": namespace},
+            "spec": spec,
+        }
+    )
+    return docs
