@@ -18,7 +18,7 @@ from lightkube.resources.core_v1 import ConfigMap, PersistentVolumeClaim, Secret
 from pydantic import ValidationError
 
 from . import desired, names, secretgen
-from .api.pulp import PulpSpec, PulpStatus
+from .api.pulp import PulpSpec, PulpStatus, unsupported_fields
 from .desired.inputs import ClusterFacts, Inputs, JobState, Problem
 from .desired.references import Reference, references
 from .diff import normalise_secret, stamped, up_to_date
@@ -102,6 +102,12 @@ class Reconciler:
             return Outcome()
 
         outcome = Outcome()
+        if (
+            status.observed_generation != generation
+        ):  # once per spec change: no-op passes stay quiet
+            for field in unsupported_fields(spec):
+                message = f"{field} is not supported by this operator and is ignored"
+                await self._event(pulp, "UnsupportedField", message, warning=True)
         secrets, config_maps, problems = await self._observe_references(namespace, spec)
         owner = owner_reference(pulp)
         for gen in desired.generated_secrets(name, namespace, spec):

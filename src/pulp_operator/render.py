@@ -18,7 +18,7 @@ from pydantic import ValidationError
 
 from . import desired, secretgen
 from .api.crd import API_VERSION
-from .api.pulp import PulpSpec
+from .api.pulp import PulpSpec, unsupported_fields
 from .desired.inputs import ClusterFacts, Inputs, Manifest
 from .desired.references import placeholder, references
 
@@ -103,6 +103,10 @@ def render(
         meta = doc.get("metadata") or {}
         ns = namespace or meta.get("namespace") or "default"
         spec = parse_pulp(doc)
+        result.warnings.extend(
+            f"Pulp {meta['name']}: {field} is not supported by this operator and is ignored"
+            for field in unsupported_fields(spec)
+        )
         result.objects.extend(_render_one(meta["name"], ns, spec, docs, show_secrets, result))
         if not (namespace or meta.get("namespace")):
             for obj in result.objects:

@@ -9,7 +9,13 @@ from typing import Any
 import pytest
 from lightkube.resources.apps_v1 import Deployment, StatefulSet
 from lightkube.resources.batch_v1 import Job
-from lightkube.resources.core_v1 import ConfigMap, PersistentVolumeClaim, Secret, Service
+from lightkube.resources.core_v1 import (
+    ConfigMap,
+    Event,
+    PersistentVolumeClaim,
+    Secret,
+    Service,
+)
 from lightkube.types import PatchType
 
 from pulp_operator import names
@@ -493,3 +499,18 @@ async def test_storage_type_and_cache_switches(kube: Kube, api_namespace: str) -
     await reconciler.reconcile(api_namespace, name)
     assert await kube.get(Deployment, names.redis(name), api_namespace) is not None
     assert await kube.get(Service, names.redis_service(name), api_namespace) is not None
+
+
+async def test_unsupported_field_is_reported_once(kube: Kube, api_namespace: str) -> None:
+    (name,) = await create_all(kube, api_namespace, load_sample("simple.telemetry.yaml"))
+    reconciler = Reconciler(kube)
+    await reconciler.reconcile(api_namespace, name)
+    events = [e async for e in kube.client.list(Event, namespace=api_namespace)]
+    warnings = [e for e in events if e.reason == "UnsupportedField"]
+    assert len(warnings) == 1
+    assert warnings[0].message == (
+        "spec.telemetry.enabled is not supported by this operator and is ignored"
+    )
+    kube.writes.clear()
+    await reconciler.reconcile(api_namespace, name)
+    assert sum(kube.writes.values()) == 0, kube.writes

@@ -99,3 +99,9 @@ def test_render_missing_file() -> None:
     out = cli("render", "-f", "/nonexistent.yaml")
     assert out.returncode != 0
     assert out.stderr.startswith("error: cannot read /nonexistent.yaml")
+
+
+def test_render_warns_about_unsupported_fields() -> None:
+    out = cli("render", "-f", str(SAMPLES / "simple.telemetry.yaml"))
+    assert out.returncode == 0, out.stderr
+    assert "spec.telemetry.enabled is not supported by this operator and is ignored" in out.stderr

@@ -507,3 +507,16 @@ class PulpStatus(SpecModel):
 
 def parse_spec(spec: dict[str, Any] | None) -> PulpSpec:
     return PulpSpec.model_validate(spec or {})
+
+
+def unsupported_fields(spec: PulpSpec) -> list[str]:
+    """Fields of the upstream API that are accepted but not acted on (yet): users are told."""
+    found = []
+    if spec.telemetry is not None and spec.telemetry.enabled:
+        found.append("spec.telemetry.enabled")
+    for name in ("signing_secret", "signing_scripts", "sso_secret"):
+        if getattr(spec, name):
+            found.append(f"spec.{name}")
+    if spec.mount_trusted_ca and not spec.mount_trusted_ca_configmap_key:
+        found.append("spec.mount_trusted_ca (without mount_trusted_ca_configmap_key)")
+    return found
