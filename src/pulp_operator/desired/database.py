@@ -17,6 +17,7 @@ from .common import (
 )
 from .context import Ctx
 from .inputs import Manifest
+from .references import EXTERNAL_DB_KEYS
 from .workload import pod_labels, pod_spec, service
 
 COMPONENT = "database"
@@ -29,11 +30,7 @@ def database_objects(ctx: Ctx) -> list[Manifest]:
         ctx.secret(
             ctx.secrets.postgres,
             "spec.database.external_db_secret",
-            "POSTGRES_HOST",
-            "POSTGRES_PORT",
-            "POSTGRES_USERNAME",
-            "POSTGRES_PASSWORD",
-            "POSTGRES_DB_NAME",
+            *EXTERNAL_DB_KEYS,
         )
         return []
     ctx.secret(ctx.secrets.postgres, "the managed database", "username", "password", "database")

@@ -9,6 +9,15 @@ from ..api.pulp import PulpSpec
 
 RefKind = Literal["Secret", "ConfigMap", "PersistentVolumeClaim"]
 
+EXTERNAL_DB_KEYS = (
+    "POSTGRES_HOST",
+    "POSTGRES_PORT",
+    "POSTGRES_USERNAME",
+    "POSTGRES_PASSWORD",
+    "POSTGRES_DB_NAME",
+)
+"""Keys an external_db_secret must hold (POSTGRES_SSLMODE is optional)."""
+
 
 @dataclass(frozen=True)
 class Reference:
@@ -50,11 +59,7 @@ def references(spec: PulpSpec) -> list[Reference]:
         "Secret",
         spec.database.external_db_secret,
         "spec.database.external_db_secret",
-        "POSTGRES_HOST",
-        "POSTGRES_PORT",
-        "POSTGRES_USERNAME",
-        "POSTGRES_PASSWORD",
-        "POSTGRES_DB_NAME",
+        *EXTERNAL_DB_KEYS,
     )
     add("PersistentVolumeClaim", spec.database.pvc, "spec.database.pvc")
     if spec.cache is not None and spec.cache.enabled:

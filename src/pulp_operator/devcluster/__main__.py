@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 from types import FrameType
 
+from pulp_operator.devcluster.cli import run as run_cli
 from pulp_operator.devcluster.controlplane import (
     TIERS,
     ControlPlane,
@@ -139,17 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    if not args.verbose:
-        for noisy in ("httpx", "httpx2", "httpcore"):
-            logging.getLogger(noisy).setLevel(logging.WARNING)
-    result: int = args.func(args)
-    return result
+    return run_cli(build_parser(), argv)
 
 
 if __name__ == "__main__":

@@ -79,6 +79,7 @@ from lightkube.resources.core_v1 import Node as NodeResource
 from lightkube.resources.discovery_v1 import EndpointSlice
 from lightkube.resources.storage_v1 import StorageClass
 
+from pulp_operator.devcluster.cli import run as run_cli
 from pulp_operator.devcluster.controlplane import (
     SERVICE_CLUSTER_IP_RANGE,
     ClusterInfo,
@@ -2172,17 +2173,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    if not args.verbose:
-        for noisy in ("httpx", "httpx2", "httpcore"):
-            logging.getLogger(noisy).setLevel(logging.WARNING)
-    result: int = args.func(args)
-    return result
+    return run_cli(build_parser(), argv)
 
 
 if __name__ == "__main__":
