@@ -40,7 +40,8 @@ ensure_packages() {
 
 build_coredns() {
   local dir=$out/coredns-$COREDNS_VERSION
-  if [ -x "$dir/coredns" ] && "$dir/coredns" -version 2>/dev/null | grep -q "${COREDNS_VERSION#v}"; then
+  # output captured first: `cmd | grep -q` under pipefail fails at random when grep exits early
+  if [ -x "$dir/coredns" ] && [[ $("$dir/coredns" -version 2>/dev/null) == *"${COREDNS_VERSION#v}"* ]]; then
     log "coredns $COREDNS_VERSION present"; return
   fi
   command -v go >/dev/null || fail "go is not installed; CoreDNS cannot be built"

@@ -19,15 +19,23 @@ fail() { printf '[testbin] ERROR: %s\n' "$*" >&2; exit 1; }
 
 command -v go >/dev/null || fail "go is not installed; the local cluster binaries cannot be built"
 
+# Output captured first: `cmd | grep -q` under pipefail fails at random when grep exits early.
+reports() { # expected substring, command...
+  local want=$1 text
+  shift
+  text=$("$@" 2>/dev/null) || return 1
+  [[ $text == *"$want"* ]]
+}
+
 has_version() { # binary, expected substring
-  [ -x "$out/$1" ] && "$out/$1" --version 2>/dev/null | grep -q -- "$2"
+  [ -x "$out/$1" ] && reports "$2" "$out/$1" --version
 }
 
 build_kubernetes() {
   local bins=(kube-apiserver kube-controller-manager kube-scheduler kubectl kubelet kube-proxy) missing=0 b
   for b in "${bins[@]}"; do
     if [ "$b" = kubectl ]; then
-      [ -x "$out/kubectl" ] && "$out/kubectl" version --client 2>/dev/null | grep -q "$K8S_VERSION" || missing=1
+      [ -x "$out/kubectl" ] && reports "$K8S_VERSION" "$out/kubectl" version --client || missing=1
     else
       has_version "$b" "$K8S_VERSION" || missing=1
     fi
@@ -56,7 +64,7 @@ build_etcd() {
 }
 
 build_kwok() {
-  if [ -x "$out/kwok" ] && "$out/kwok" --version 2>/dev/null | grep -q "${KWOK_VERSION#v}" && [ -s "$out/kwok-stages.yaml" ]; then
+  if [ -x "$out/kwok" ] && reports "${KWOK_VERSION#v}" "$out/kwok" --version && [ -s "$out/kwok-stages.yaml" ]; then
     log "kwok $KWOK_VERSION present"; return
   fi
   log "building kwok $KWOK_VERSION"
