@@ -13,7 +13,6 @@ from typing import Any
 
 from lightkube.core.exceptions import ApiError
 from lightkube.core.resource import NamespacedResource
-from lightkube.resources.batch_v1 import Job
 from lightkube.resources.core_v1 import ConfigMap, PersistentVolumeClaim, Secret
 from pydantic import ValidationError
 
@@ -388,4 +387,4 @@ def _missing(ref: Reference, namespace: str) -> Problem:
     )
 
 
-__all__ = ["Job", "Outcome", "Reconciler"]
+__all__ = ["Outcome", "Reconciler"]

@@ -8,6 +8,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from lightkube import Client
+from lightkube.resources.core_v1 import ConfigMap, ServiceAccount
+
+from pulp_operator.kube import PulpResource
+
 IMAGES = Path(os.environ.get("PULP_OPERATOR_IMAGES", Path.home() / ".cache/pulp-operator/images"))
 PULP_TAG = "3.123.1"
 PULP_ARCHIVES = (
@@ -75,3 +80,16 @@ def pulp_manifests(
         }
     )
     return docs
+
+
+def deploy_pulp(client: Client, name: str, namespace: str, nodeport: int) -> None:
+    """Create the Pulp of `pulp_manifests` once the namespace can run pods."""
+    wait(
+        f"default ServiceAccount in {namespace}",
+        lambda: client.get(ServiceAccount, "default", namespace=namespace),
+        60,
+        0.5,
+    )
+    for doc in pulp_manifests(name, namespace, nodeport):
+        cls = PulpResource if doc["kind"] == "Pulp" else ConfigMap
+        client.create(cls.from_dict(doc))  # type: ignore[attr-defined]

@@ -24,13 +24,13 @@ import pytest
 from lightkube import Client, codecs
 from lightkube.models.meta_v1 import ObjectMeta
 from lightkube.resources.apps_v1 import Deployment
-from lightkube.resources.core_v1 import ConfigMap, Namespace, Pod, ServiceAccount
+from lightkube.resources.core_v1 import Namespace, Pod
 
 from pulp_operator.devcluster import ControlPlane, install_crds, make_client
 from pulp_operator.devcluster.node import Node, check_node_prerequisites
 from pulp_operator.kube import PulpResource
 
-from .common import IMAGES, PULP_ARCHIVES, PULP_TAG, pulp_manifests, wait
+from .common import IMAGES, PULP_ARCHIVES, PULP_TAG, deploy_pulp, wait
 
 pytestmark = pytest.mark.e2e
 
@@ -185,15 +185,7 @@ def test_operator_in_cluster_deploys_pulp(tmp_path_factory: pytest.TempPathFacto
         assert pod.spec.containers[0].image == OPERATOR_IMAGE
 
         client.create(Namespace(metadata=ObjectMeta(name=NAMESPACE)))
-        wait(
-            f"default ServiceAccount in {NAMESPACE}",
-            lambda: client.get(ServiceAccount, "default", namespace=NAMESPACE),
-            60,
-            0.5,
-        )
-        for doc in pulp_manifests(NAME, NAMESPACE, NODEPORT):
-            cls = PulpResource if doc["kind"] == "Pulp" else ConfigMap
-            client.create(cls.from_dict(doc))  # type: ignore[attr-defined]
+        deploy_pulp(client, NAME, NAMESPACE, NODEPORT)
         t0 = time.monotonic()
         wait("Pulp Ready=True", lambda: pulp_ready(client), timeout=900, every=3)
         print(f"Pulp Ready=True after {time.monotonic() - t0:.0f}s")

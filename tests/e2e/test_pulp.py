@@ -28,7 +28,7 @@ import pytest
 from lightkube import Client
 from lightkube.models.meta_v1 import ObjectMeta
 from lightkube.resources.apps_v1 import Deployment
-from lightkube.resources.core_v1 import ConfigMap, Namespace, Pod, Secret, ServiceAccount
+from lightkube.resources.core_v1 import ConfigMap, Namespace, Pod, Secret
 from lightkube.types import PatchType
 
 from pulp_operator import names
@@ -36,7 +36,7 @@ from pulp_operator.devcluster import ClusterInfo, ControlPlane, install_crds, ma
 from pulp_operator.devcluster.node import Node, NodeInfo, check_node_prerequisites
 from pulp_operator.kube import PulpResource
 
-from .common import IMAGES, PULP_ARCHIVES, PULP_TAG, pulp_manifests, wait
+from .common import IMAGES, PULP_ARCHIVES, PULP_TAG, deploy_pulp, pulp_manifests, wait
 
 pytestmark = pytest.mark.e2e
 
@@ -147,15 +147,7 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PulpEnv]:
             stdout=log,
             stderr=subprocess.STDOUT,
         )
-        wait(
-            f"default ServiceAccount in {NAMESPACE}",
-            lambda: client.get(ServiceAccount, "default", namespace=NAMESPACE),
-            60,
-            0.5,
-        )
-        for doc in pulp_manifests(NAME, NAMESPACE, NODEPORT):
-            cls = PulpResource if doc["kind"] == "Pulp" else ConfigMap
-            client.create(cls.from_dict(doc))  # type: ignore[attr-defined]
+        deploy_pulp(client, NAME, NAMESPACE, NODEPORT)
         env = PulpEnv(info, node_info, client, f"http://127.0.0.1:{NODEPORT}", "", home, operator)
         wait("Pulp Ready=True", env.ready, timeout=900, every=3)
         secret = client.get(Secret, names.admin_password(NAME), namespace=NAMESPACE)
