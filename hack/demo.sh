@@ -19,7 +19,7 @@ stop() {
     rm -f "$state/operator.pid"
   fi
   if [ -d "$state/node" ]; then
-    "$py" -m pulp_operator.devcluster.node down --state-dir "$state/node" || true
+    "$py" -m pulp_devcluster.node down --state-dir "$state/node" || true
   fi
   echo "demo stopped"
 }
@@ -35,7 +35,7 @@ for archive in pulp-minimal-3.123.1 pulp-web-3.123.1 postgres-15 redis-7; do
   image_args+=(--image "$images/$archive.oci.tar")
 done
 echo "== starting a single-node cluster (control plane, kubelet, containerd, kube-proxy, CoreDNS)"
-setsid "$py" -m pulp_operator.devcluster.node up --state-dir "$state/node" --crds "$repo/config/crd" \
+setsid "$py" -m pulp_devcluster.node up --state-dir "$state/node" --crds "$repo/config/crd" \
   --containerd-root "$HOME/.cache/pulp-operator/demo-containerd" "${image_args[@]}" \
   >"$state/node.log" 2>&1 < /dev/null &
 node_pid=$!
@@ -58,18 +58,25 @@ $kubectl create namespace "$ns" --dry-run=client -o yaml | $kubectl apply -f - >
 $kubectl apply -n "$ns" -f config/samples/demo.yaml
 
 echo "== waiting for the Pulp to become Ready (migrations run for real: a few minutes)"
-ready=""
+# `pulp-operator status` exits 0 once the Pulp is Ready; its first line (state and reason) is shown
+# when it changes, the whole report (components, versions, failing conditions) every 30 s.
+ready="" last=""
 for i in $(seq 1 200); do
-  ready=$($kubectl get pulp demo -n "$ns" -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}' 2>/dev/null || true)
-  if [ $((i % 10)) = 1 ] || [ "$ready" = True ]; then
-    echo "--- after $((SECONDS - start)) s"
-    $kubectl get pulp,pods -n "$ns"
+  if KUBECONFIG=$state/node/cluster/kubeconfig "$repo/.venv/bin/pulp-operator" status demo -n "$ns" \
+    >"$state/status.txt" 2>&1; then
+    ready=True
+  fi
+  line=$(head -n 1 "$state/status.txt")
+  if [ "$line" != "$last" ]; then
+    printf '   %4d s  %s\n' $((SECONDS - start)) "$line"
+    last=$line
+  fi
+  if [ "$ready" = True ] || [ $((i % 10)) = 0 ]; then
+    sed -n '2,$p' "$state/status.txt"
   fi
   [ "$ready" = True ] && break
   sleep 3
 done
-echo
-$kubectl get pulp demo -n "$ns" -o jsonpath='{range .status.conditions[*]}{.type}={.status} {.reason}: {.message}{"\n"}{end}'
 echo
 if [ "$ready" != True ]; then
   echo "the Pulp did not become Ready; see $state/operator.log and $kubectl get events -n $ns" >&2

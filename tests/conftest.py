@@ -1,9 +1,12 @@
-"""Fixtures for a real local control plane (see src/pulp_operator/devcluster).
+"""Fixtures for a real local control plane (see devcluster/src/pulp_devcluster).
 
 Session fixtures (each starts its own control plane once per test session, installs the CRDs of
-config/crd/ and returns a :class:`pulp_operator.devcluster.ClusterInfo`):
+config/crd/ and returns a :class:`pulp_devcluster.ClusterInfo`):
 
-* ``apiserver``: etcd + kube-apiserver (marker ``apiserver``)
+* ``apiserver``: etcd + kube-apiserver (marker ``apiserver``), with an audit log of every
+  request (``api_audit``, a :class:`pulp_devcluster.AuditLog`) and an extra cluster-admin
+  ``AUDITED_USER`` (kubeconfig ``apiserver.kubeconfigs[AUDITED_USER]``) whose requests can be
+  told from the tests' own (user ``admin``)
 * ``cluster``: + kube-controller-manager, kube-scheduler, kwok, 2 fake nodes (marker ``cluster``)
 
 Per test: ``api_namespace`` / ``cluster_namespace`` (a fresh namespace name, deleted afterwards)
@@ -27,7 +30,8 @@ from lightkube.core.exceptions import ApiError
 from lightkube.models.meta_v1 import ObjectMeta
 from lightkube.resources.core_v1 import Namespace, ServiceAccount
 
-from pulp_operator.devcluster import (
+from pulp_devcluster import (
+    AuditLog,
     ClusterInfo,
     ControlPlane,
     DevClusterError,
@@ -37,15 +41,19 @@ from pulp_operator.devcluster import (
     install_crds,
     make_client,
 )
-from pulp_operator.devcluster.controlplane import sanitize_name
+from pulp_devcluster.controlplane import sanitize_name
+
+from .support import AUDITED_USER
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 CRD_DIR = REPO_ROOT / "config" / "crd"
 TEST_FIELD_MANAGER = "pulp-operator-tests"
 NAMESPACE_LABEL = "pulp-operator.test/namespace"
+# Room for the Services of many Pulps in one session (a /24 holds ~50 Pulps' worth).
+SERVICE_CIDR = "10.0.0.0/16"
 
 _TIER_FIXTURES: dict[Tier, tuple[str, ...]] = {
-    "apiserver": ("apiserver", "api_namespace", "api_client"),
+    "apiserver": ("apiserver", "api_namespace", "api_client", "api_audit"),
     "cluster": ("cluster", "cluster_namespace", "cluster_client"),
 }
 
@@ -79,7 +87,16 @@ def _devcluster_binaries_for_marked_tests(request: pytest.FixtureRequest) -> Non
 def _run_tier(tier: Tier, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClusterInfo]:
     # The state dir lives under pytest's basetemp so that the logs of the last runs survive.
     state_dir = tmp_path_factory.mktemp(f"devcluster-{tier}")
-    plane = ControlPlane(tier=tier, state_dir=state_dir)
+    if tier == "apiserver":
+        plane = ControlPlane(
+            tier=tier,
+            state_dir=state_dir,
+            audit=True,
+            users=(AUDITED_USER,),
+            service_cidr=SERVICE_CIDR,
+        )
+    else:
+        plane = ControlPlane(tier=tier, state_dir=state_dir, service_cidr=SERVICE_CIDR)
     error = None
     try:
         info = plane.start()
@@ -103,6 +120,12 @@ def _run_tier(tier: Tier, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
 def apiserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClusterInfo]:
     """etcd + kube-apiserver on loopback, with the CRDs of config/crd installed."""
     yield from _run_tier("apiserver", tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def api_audit(apiserver: ClusterInfo) -> AuditLog:
+    """The audit log of the ``apiserver`` tier: ``mark()`` before and after, then count."""
+    return AuditLog.of(apiserver)
 
 
 @pytest.fixture(scope="session")

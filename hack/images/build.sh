@@ -5,6 +5,8 @@
 #   postgres      docker.io/library/postgres:15          (Debian postgresql-15)
 #   redis         docker.io/library/redis:7, :latest     (Debian redis-server)
 #   pause         registry.k8s.io/pause:3.10             (static pause.c)
+#   otel-collector docker.io/otel/opentelemetry-collector:<version>, :latest
+#                 (the collector of hack/otelcol/build.sh: OTLP receiver, Prometheus exporter)
 # Each lands as an OCI image layout tarball in ${PULP_OPERATOR_IMAGES:-~/.cache/pulp-operator/images}
 # with, next to it, <archive>.inputs (hash of what it was built from) and <archive>.names (the
 # names import.sh gives it). An image is rebuilt only when its inputs changed: this script, its
@@ -13,23 +15,26 @@
 # and PyPI.
 #
 # Usage: hack/images/build.sh [--pulp-tag TAG] [--force] [IMAGE...]
-#   IMAGE: pulp-minimal pulp-web postgres redis pause (default: all)
+#   IMAGE: pulp-minimal pulp-web postgres redis pause otel-collector (default: all)
 #   --pulp-tag TAG  pulpcore release for pulp-minimal/pulp-web (default 3.123.1; "3.13" builds the
 #                   legacy pulpcore 3.13 image on Debian bullseye)
 #   --force         rebuild even when the inputs did not change
 # Prints the archive paths on stdout; progress, timings and errors go to stderr, the full output
 # of each build to <cache>/logs/<image>.log.
 set -euo pipefail
+# shellcheck source=../lib/apt.sh
+. "$(dirname "${BASH_SOURCE[0]}")/../lib/apt.sh"
 shopt -s nullglob
 
 DEFAULT_PULP_TAG=3.123.1
 POSTGRES_MAJOR=15
 PAUSE_TAG=3.10
+OTELCOL_VERSION=0.165.0 # keep in sync with hack/otelcol/build.sh
 DEBIAN_MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 DEBIAN_SECURITY_MIRROR=${DEBIAN_SECURITY_MIRROR:-http://deb.debian.org/debian-security}
 # Timestamps written into the images (file times of what the build creates, config, history).
 export SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-1735689600} # 2025-01-01T00:00:00Z
-ALL_IMAGES=(pause postgres redis pulp-minimal pulp-web)
+ALL_IMAGES=(pause postgres redis pulp-minimal pulp-web otel-collector)
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 out=${PULP_OPERATOR_IMAGES:-$HOME/.cache/pulp-operator/images}
@@ -54,7 +59,7 @@ while [ $# -gt 0 ]; do
       case "$1" in
         pulp|pulp-minimal) images+=(pulp-minimal) ;;
         web|pulp-web) images+=(pulp-web) ;;
-        postgres|redis|pause) images+=("$1") ;;
+        postgres|redis|pause|otel-collector) images+=("$1") ;;
         *) fail "unknown image '$1' (known: ${ALL_IMAGES[*]})" ;;
       esac
       shift ;;
@@ -68,7 +73,17 @@ done
 legacy_pulp() { local minor=${pulp_tag#3.}; minor=${minor%%.*}; [ "${pulp_tag%%.*}" = 3 ] && [ "$minor" -lt 33 ]; }
 pulp_suite() { if legacy_pulp; then echo bullseye; else echo bookworm; fi; }
 pulp_requirement() {
-  if [[ $pulp_tag =~ ^[0-9]+\.[0-9]+$ ]]; then echo "pulpcore==$pulp_tag.*"; else echo "pulpcore==$pulp_tag"; fi
+  # The published image carries the object storage backends (django-storages for S3, Azure, GCS).
+  local name=pulpcore
+  legacy_pulp || name="pulpcore[s3,azure,google]"
+  if [[ $pulp_tag =~ ^[0-9]+\.[0-9]+$ ]]; then echo "$name==$pulp_tag.*"; else echo "$name==$pulp_tag"; fi
+}
+# files/pulp/requirements-<tag>.txt, when present, names what the image installs: pulpcore and
+# the plugins of the published image, pinned (pulp-web takes the plugins' nginx snippets from
+# the same list). Without one the image carries pulpcore alone.
+pulp_requirements_file() {
+  local f=$here/files/pulp/requirements-$pulp_tag.txt
+  if [ -s "$f" ]; then echo "$f"; fi
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -90,23 +105,55 @@ ensure_tools() {
   fi
   if [ ${#missing[@]} -gt 0 ]; then
     log "installing missing Debian packages: ${missing[*]}"
-    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"; } >&2 \
+    host_apt_install "${missing[@]}" \
       || fail "could not install ${missing[*]} (apt-get failed above)"
   fi
 }
 
-# Hash of everything an image is built from: this script, files/<dir>, extra strings.
-inputs_hash() { # DIR EXTRA...
-  local dir=$1 f; shift
+# The functions each image is built with besides the common ones (a function named in no list
+# is common: a change to it rebuilds every image). An image's inputs hash covers the common
+# functions and its own, so that a change to one image's recipe rebuilds that image alone.
+declare -A IMAGE_FUNCTIONS=(
+  [pause]="build_pause install_pause"
+  [postgres]="build_postgres postgres_common configure_postgres"
+  [redis]="build_redis configure_redis"
+  [pulp-minimal]="legacy_pulp pulp_suite pulp_requirement pulp_requirements_file pulp_apt_packages
+    build_pulp_minimal pulp_user add_build_cas remove_build_cas pulp_pip pulp_helpers
+    pulp_ca_bundle pulp_collectstatic pulp_smoke pulp_routes"
+  [pulp-web]="legacy_pulp pulp_suite pulp_requirement pulp_requirements_file build_pulp_web
+    web_snippets configure_web"
+  [otel-collector]="build_otel_collector install_otelcol"
+)
+recipe() { # IMAGE: the text of the functions its build runs
+  local image=$1 f others=" "
+  for f in ${IMAGE_FUNCTIONS[*]}; do others+="$f "; done
+  for f in $(declare -F | awk '{print $3}' | LC_ALL=C sort); do
+    [[ $others == *" $f "* ]] || declare -f "$f"
+  done
+  for f in ${IMAGE_FUNCTIONS[$image]}; do declare -f "$f"; done
+}
+
+# Hash of everything an image is built from: its recipe, files/<dir>, extra strings.
+inputs_hash() { # IMAGE DIR EXTRA...
+  local image=$1 dir=$2 f; shift 2
   {
-    cat "$here/build.sh"
+    recipe "$image"
     if [ -d "$here/files/$dir" ]; then
-      while IFS= read -r f; do printf '== %s\n' "${f#"$here"/}"; cat "$f"; done \
-        < <(find "$here/files/$dir" -type f | LC_ALL=C sort)
+      while IFS= read -r f; do
+        # The pins of other pulp tags are no input of this one (a new tag rebuilds nothing else).
+        case ${f##*/} in
+          constraints-*.txt|requirements-*.txt) [[ ${f##*/} == *-"$pulp_tag".txt ]] || continue ;;
+        esac
+        printf '== %s\n' "${f#"$here"/}"; cat "$f"
+      done < <(find "$here/files/$dir" -type f | LC_ALL=C sort)
     fi
     printf '%s\n' "SOURCE_DATE_EPOCH=$SOURCE_DATE_EPOCH" "$DEBIAN_MIRROR" "$DEBIAN_SECURITY_MIRROR" "$@"
   } | sha256sum | cut -d' ' -f1
 }
+
+# write_atomic FILE: stdin to FILE through a temporary file beside it and a rename, so that a
+# reader sees the old content or the new one, never a part.
+write_atomic() { cat >"$1.tmp.$$" && mv -f "$1.tmp.$$" "$1"; }
 
 # STEP_LOG is the current image's log; step DESC CMD... runs CMD (a command or function) with
 # errexit, its output in the log, and reports the time it took; on failure it shows the end of
@@ -216,7 +263,7 @@ ensure_base() { # SUITE -> sets BASE_TAR, BASE_KEY
   step "tar the base rootfs" tar --numeric-owner --xattrs --xattrs-include='*' --sort=name \
     -C "$work/rootfs" -cf "$tar.tmp" .
   mv -f "$tar.tmp" "$tar"
-  printf '%s\n' "$key" >"$tar.inputs"
+  printf '%s\n' "$key" | write_atomic "$tar.inputs"
   rm -rf "$work"
   log "base-$suite: $(du -h "$tar" | cut -f1) at $tar"
 }
@@ -290,7 +337,7 @@ pack_image() { # WORK IMAGE -- umoci config args...
 build() {
   local image=$1 archive=$out/$2 dir=$3 names=$4 builder=$5; shift 5
   local key
-  key=$(inputs_hash "$dir" "$image" "$names" "$@")
+  key=$(inputs_hash "$image" "$dir" "$names" "$@")
   if [ $force = 0 ] && [ -s "$archive" ] && [ "$(cat "$archive.inputs" 2>/dev/null)" = "$key" ]; then
     log "$image: up to date ($archive)"
     echo "$archive"
@@ -300,7 +347,7 @@ build() {
   stem=$(basename "$archive" .oci.tar)
   local STEP_IMAGE=$image STEP_LOG=$out/logs/$stem.log work=$out/.work/$stem start=$SECONDS
   : >"$STEP_LOG"
-  rm -rf "$work"; mkdir -p "$work"
+  rm -rf "$work"; mkdir -p "$work/sidecar"
   log "$image: building (log: $STEP_LOG)"
   step "umoci init/new/unpack" new_image "$work"
   touch "$work/stamp"
@@ -310,9 +357,17 @@ build() {
   rootfs_size=$(du -sh --apparent-size "$work/bundle/rootfs" | cut -f1)
   step "umoci repack + config, tar the OCI layout" pack_image "$work" "$image" -- "${IMAGE_CONFIG[@]}" \
     --config.label "io.pulp-operator.stand-in.inputs=$key"
+  # Renames within one file system: a reader (an import running now) sees the old archive or the
+  # new one. Files a builder left in WORK/sidecar/ go beside the archive as <archive>.<file>;
+  # .inputs comes last, so an interrupted build is redone.
+  local f
+  for f in "$archive".*; do
+    case "$f" in *.inputs|*.names) ;; *) [ -e "$work/sidecar/${f#"$archive".}" ] || rm -f "$f" ;; esac
+  done
   mv -f "$work/image.tar" "$archive"
-  printf '%s\n' "$key" >"$archive.inputs"
-  printf '%s\n' $names >"$archive.names"
+  for f in "$work/sidecar/"*; do mv -f "$f" "$archive.$(basename "$f")"; done
+  printf '%s\n' $names | write_atomic "$archive.names"
+  printf '%s\n' "$key" | write_atomic "$archive.inputs"
   rm -rf "$work"
   log "$image: done in $((SECONDS - start)) s: rootfs $rootfs_size, archive $(du -h "$archive" | cut -f1)"
   echo "$archive"
@@ -415,15 +470,19 @@ build_pulp_minimal() { # WORK ROOT
   local work=$1 root=$2 py
   step "unpack base-$(pulp_suite)" unpack_base "$root"
   step "pulp user (uid/gid 700), directories" pulp_user "$root"
-  # (pulpcore < 3.33 runs gpg through python-gnupg, in a migration even)
-  step "apt-get install python3 venv, libpq, psql, curl, git$(legacy_pulp && echo ', gpg' || :)" apt_install "$root" \
-    python3 python3-venv ca-certificates libpq5 postgresql-client curl git $(legacy_pulp && echo gpg || :)
+  local apt
+  apt=$(pulp_apt_packages)
+  step "apt-get install ${apt// /, }" apt_install "$root" $apt
   step "trust this machine's extra CA certificates for pip" add_build_cas "$root"
-  step "venv at /usr/local + pip install $(pulp_requirement)$(legacy_pulp && echo ' pulp-file<1.9' || :)" pulp_pip "$root"
+  local what
+  what=$(f=$(pulp_requirements_file); if [ -n "$f" ]; then grep -v '^#' "$f" | tr '\n' ' '; else pulp_requirement; fi)
+  step "venv at /usr/local + pip install ${what% }$(legacy_pulp && echo ' pulp-file<1.9' || echo ' django-auth-ldap python-ldap')" pulp_pip "$root"
   step "remove the build CA certificates" remove_build_cas "$root"
+  step "system CA bundle at the published image's path" pulp_ca_bundle "$root"
   step "install /usr/bin helpers, /bin/sh -> bash" pulp_helpers "$root"
   step "collectstatic into /var/lib/operator/static (as pulp)" pulp_collectstatic "$root"
   step "smoke test: pulpcore-manager --version, helpers" pulp_smoke "$root"
+  step "capture the plugin routes (route_paths.py) beside the archive" pulp_routes "$work" "$root"
   IMAGE_CONFIG=(
     --config.env=PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
     --config.env=LANG=C.UTF-8 --config.env=PYTHONUNBUFFERED=0
@@ -432,6 +491,21 @@ build_pulp_minimal() { # WORK ROOT
     --config.env=PULP_GUNICORN_TIMEOUT=90 --config.env=PULP_API_WORKERS=2 --config.env=PULP_CONTENT_WORKERS=2
     --config.exposedports=24817/tcp --config.exposedports=24816/tcp
   )
+}
+pulp_apt_packages() {
+  local pkgs="python3 python3-venv ca-certificates libpq5 postgresql-client curl git"
+  # pulpcore < 3.33 runs gpg through python-gnupg, in a migration even.
+  if legacy_pulp; then pkgs+=" gpg"; fi
+  local reqs
+  reqs=$(pulp_requirements_file)
+  # pulp_rpm's wheels (createrepo_c, solv, rpm-rs) bundle librpm, libsolv, libmodulemd and the
+  # rest, but link the system's GLib; createrepo_c's librpm reads /usr/lib/rpm/rpmrc and macros
+  # (rpm-common). The signing and verification of pulp_deb, pulp_container, pulp_ansible use gpg.
+  if [ -n "$reqs" ] && grep -qi '^pulp[-_]rpm' "$reqs"; then pkgs+=" libglib2.0-0 rpm-common"; fi
+  # gpg + gpg-agent: the signing scripts (spec.signing_scripts); libldap, libsasl: python-ldap
+  # (django-auth-ldap, spec.ldap).
+  if ! legacy_pulp; then pkgs+=" gpg gpg-agent libldap-2.5-0 libsasl2-2"; fi
+  echo "$pkgs"
 }
 pulp_user() {
   local root=$1
@@ -460,8 +534,15 @@ remove_build_cas() {
   in_root "$1" update-ca-certificates --fresh
 }
 pulp_pip() {
-  local root=$1 reqs constraints=$here/files/pulp/constraints-$pulp_tag.txt
-  reqs=("$(pulp_requirement)")
+  local root=$1 reqs constraints=$here/files/pulp/constraints-$pulp_tag.txt file
+  file=$(pulp_requirements_file)
+  if [ -n "$file" ]; then
+    grep -qxF "$(pulp_requirement)" "$file" || { echo "$file does not pin $(pulp_requirement)"; return 1; }
+    cp "$file" "$root/tmp/requirements.txt"
+    reqs=(-r /tmp/requirements.txt)
+  else
+    reqs=("$(pulp_requirement)")
+  fi
   in_root "$root" /usr/bin/python3 -m venv /usr/local
   if legacy_pulp; then
     # pulpcore < 3.33 needs psycopg2 (source only): compile it, then drop the compiler. The
@@ -470,6 +551,11 @@ pulp_pip() {
     in_root "$root" apt-get install -y -q --no-install-recommends gcc libc6-dev libpq-dev python3-dev
     in_root "$root" /usr/bin/env PIP_CERT=/etc/ssl/certs/ca-certificates.crt PIP_NO_CACHE_DIR=1 \
       PIP_DISABLE_PIP_VERSION_CHECK=1 /usr/local/bin/pip install --upgrade "pip<25" "setuptools<70" wheel
+  fi
+  if ! legacy_pulp; then
+    # LDAP login (spec.ldap): python-ldap has no wheels, it compiles against libldap.
+    reqs+=(django-auth-ldap python-ldap)
+    in_root "$root" apt-get install -y -q --no-install-recommends gcc libc6-dev libldap-dev libsasl2-dev python3-dev
   fi
   if [ -s "$constraints" ]; then
     cp "$constraints" "$root/tmp/constraints.txt"
@@ -485,13 +571,29 @@ pulp_pip() {
   local wheels=/var/cache/stand-in-pip/wheels-$(pulp_suite)
   in_root "$root" "${pip_env[@]}" /usr/local/bin/pip download --dest "$wheels" "${reqs[@]}"
   in_root "$root" "${pip_env[@]}" /usr/local/bin/pip install --find-links "$wheels" "${reqs[@]}"
-  rm -f "$root/tmp/constraints.txt"
+  rm -f "$root/tmp/constraints.txt" "$root/tmp/requirements.txt"
   if legacy_pulp; then
     in_root "$root" apt-get purge -y -q --auto-remove gcc libc6-dev libpq-dev python3-dev
+  else
+    in_root "$root" apt-get purge -y -q --auto-remove gcc libc6-dev libldap-dev libsasl2-dev python3-dev
+    in_root "$root" /usr/local/bin/python3 -c "import ldap, django_auth_ldap; print('python-ldap', ldap.__version__)"
   fi
   in_root "$root" /usr/local/bin/pip freeze --all | tee "$root/usr/local/share/pulp-stand-in-requirements.txt"
   # An old pulpcore's pip-installed pulp-content would shadow /usr/bin/pulp-content.
   rm -f "$root/usr/local/bin/pulp-content"
+}
+# The published image (CentOS) keeps its CA bundle in /etc/pki/ca-trust/extracted/pem/, the file
+# OpenSSL reads by default; the operator mounts a trusted CA bundle over it (mount_trusted_ca).
+pulp_ca_bundle() {
+  local root=$1 bundle=/etc/pki/ca-trust/extracted/pem/tls-ca-bundle.pem
+  install -d -m 0755 "$root/etc/pki/ca-trust/extracted/pem"
+  install -m 0644 "$root/etc/ssl/certs/ca-certificates.crt" "$root$bundle"
+  ln -sfn "$bundle" "$root/usr/lib/ssl/cert.pem"
+  in_root "$root" /usr/local/bin/python3 -c '
+import os, ssl
+cafile = ssl.get_default_verify_paths().cafile
+assert os.path.realpath(cafile) == "'"$bundle"'", cafile
+print("OpenSSL default CA file:", cafile, "->", os.path.realpath(cafile))'
 }
 pulp_helpers() {
   local root=$1 f
@@ -505,6 +607,10 @@ pulp_helpers() {
   ln -sf bash "$root/usr/bin/sh"
   [ "$(readlink "$root/bin/sh")" = bash ]
   in_root "$root" /bin/sh -ec 'command -v which; test -n "$BASH_VERSION"; echo "/bin/sh is bash $BASH_VERSION"'
+}
+pulp_routes() { # WORK ROOT: what the installed plugins declare (route_paths.py) for the tests
+  in_root "$2" /usr/bin/route_paths.py example >"$1/sidecar/routes.json"
+  /usr/bin/python3 -c 'import json, sys; print(len(json.load(open(sys.argv[1]))), "routes")' "$1/sidecar/routes.json"
 }
 pulp_collectstatic() {
   local root=$1
@@ -527,8 +633,39 @@ pulp_smoke() {
     '"$(legacy_pulp || echo 'test -x /usr/local/bin/pulpcore-api; test -x /usr/local/bin/pulpcore-content;')"'
     PULP_CONTENT_ORIGIN=http://localhost pulpcore-manager --version
     route_paths.py example
+    gpg --version | head -n1
     python3 -c "import pulpcore, sys; print(pulpcore.__file__, sys.version)"
+    # every installed plugin loads as a pulpcore plugin (settings, models, native libraries)
+    key=$(mktemp); head -c 32 /dev/urandom | base64 | tr "+/" "-_" >"$key"
+    PULP_SETTINGS=/nonexistent PULP_CONTENT_ORIGIN=http://localhost PULP_SECRET_KEY=build-only \
+      PULP_DB_ENCRYPTION_KEY="$key" DJANGO_SETTINGS_MODULE=pulpcore.app.settings python3 -c "
+import django; django.setup()
+from pulpcore.app.apps import pulp_plugin_configs
+print(\"plugins:\", \" \".join(sorted(\"%s %s\" % (p.label, p.version) for p in pulp_plugin_configs())))"
+    rm -f "$key"
     id pulp; ls -ld /var/lib/pulp/* /etc/pulp/* /var/lib/operator/static'
+}
+
+# docker.io/otel/opentelemetry-collector:<version>: the static collector of hack/otelcol, as the
+# published image lays it out (/otelcol, entrypoint, uid 10001, config under /etc/otelcol).
+build_otel_collector() { # WORK ROOT
+  local root=$2
+  step "install /otelcol, /etc/otelcol/config.yaml" install_otelcol "$root"
+  IMAGE_CONFIG=(--config.entrypoint=/otelcol --config.cmd=--config --config.cmd=/etc/otelcol/config.yaml
+    --config.user=10001 --config.exposedports=4317/tcp --config.exposedports=4318/tcp
+    --config.exposedports=8889/tcp)
+}
+install_otelcol() {
+  local root=$1
+  install -m 0755 -o 0 -g 0 "$OTELCOL_BINARY" "$root/otelcol"
+  install -d -m 0755 "$root/etc/otelcol" "$root/tmp"
+  chmod 1777 "$root/tmp"
+  printf '%s\n' 'receivers: {otlp: {protocols: {http: {}, grpc: {}}}}' \
+    'exporters: {prometheus: {endpoint: "0.0.0.0:8889"}}' \
+    'service: {pipelines: {metrics: {receivers: [otlp], exporters: [prometheus]}}}' \
+    >"$root/etc/otelcol/config.yaml"
+  "$root/otelcol" validate --config "$root/etc/otelcol/config.yaml"
+  "$root/otelcol" --version
 }
 
 # quay.io/pulp/pulp-web:<tag>
@@ -536,7 +673,7 @@ build_pulp_web() { # WORK ROOT
   local work=$1 root=$2
   step "unpack base-bookworm" unpack_base "$root"
   step "apt-get install nginx" apt_install "$root" nginx
-  step "pulp snippets from the pulpcore $pulp_tag wheel" web_snippets "$work" "$root"
+  step "plugin snippets from the wheels of pulpcore $pulp_tag and its plugins" web_snippets "$work" "$root"
   step "configure nginx for uid 1001 / group 0" configure_web "$root"
   IMAGE_CONFIG=(
     --config.env=PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
@@ -552,11 +689,15 @@ build_pulp_web() { # WORK ROOT
 web_snippets() {
   local work=$1 root=$2
   mkdir -p "$work/wheels" "$(rp "$root" /opt/app-root/etc/nginx.default.d)"
-  # The pulpcore wheel alone (the snippets are data files of the plugins inside it).
+  # The wheels of pulpcore and the plugins alone, no dependencies (the snippets are data files
+  # of the plugins: pulp_file and pulp_certguard inside pulpcore, the others in their own).
+  local reqs file
+  file=$(pulp_requirements_file)
+  if [ -n "$file" ]; then reqs=(-r "$file"); else reqs=("$(pulp_requirement)"); fi
   env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME="$work" PIP_CERT=/etc/ssl/certs/ca-certificates.crt \
     PIP_CACHE_DIR="$out/.cache/pip" PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_DEFAULT_TIMEOUT=180 \
     /usr/bin/python3 -m pip download --no-deps --only-binary=:all: --ignore-requires-python -d "$work/wheels" \
-    "$(pulp_requirement)"
+    "${reqs[@]}"
   /usr/bin/python3 - "$root/opt/app-root/etc/nginx.default.d" "$work/wheels"/*.whl <<'EOF'
 import re, sys, zipfile
 dest, wheels = sys.argv[1], sys.argv[2:]
@@ -619,10 +760,15 @@ for image in "${images[@]}"; do
       ensure_base "$(pulp_suite)"
       build pulp-minimal "pulp-minimal-$pulp_tag.oci.tar" pulp "quay.io/pulp/pulp-minimal:$pulp_tag" \
         build_pulp_minimal "$BASE_KEY" "$pulp_tag" ;;
+    otel-collector)
+      OTELCOL_BINARY=$(bash "$here/../otelcol/build.sh")
+      build otel-collector "otel-collector-$OTELCOL_VERSION.oci.tar" otel-collector \
+        "docker.io/otel/opentelemetry-collector:$OTELCOL_VERSION docker.io/otel/opentelemetry-collector:latest" \
+        build_otel_collector "$(sha256sum "$OTELCOL_BINARY" | cut -d' ' -f1)" ;;
     pulp-web)
       ensure_base bookworm
       build pulp-web "pulp-web-$pulp_tag.oci.tar" pulp-web "quay.io/pulp/pulp-web:$pulp_tag" \
-        build_pulp_web "$BASE_KEY" "$pulp_tag" ;;
+        build_pulp_web "$BASE_KEY" "$pulp_tag" "$(f=$(pulp_requirements_file); [ -z "$f" ] || cat "$f")" ;;
   esac
 done
 rm -rf "$out/.work"

@@ -21,6 +21,8 @@
 # Needs root, the images built (hack/images/build.sh), free ports 5432 6379 8080 8081 24816
 # 24817 55433, and installs containerd, runc, postgresql-client and curl from Debian if missing.
 set -euo pipefail
+# shellcheck source=../lib/apt.sh
+. "$(dirname "${BASH_SOURCE[0]}")/../lib/apt.sh"
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 pulp_tag=3.123.1
@@ -54,7 +56,7 @@ for c in containerd:containerd ctr:containerd runc:runc psql:postgresql-client p
 done
 if [ ${#missing[@]} -gt 0 ]; then
   log "installing ${missing[*]}"
-  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+  host_apt_install "${missing[@]}"
 fi
 for port in 5432 6379 8080 8081 24816 24817 55433; do
   if ss -Hltn "sport = :$port" | grep -q .; then fail "port $port is already in use on this host"; fi

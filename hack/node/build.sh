@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds what the local single test node (src/pulp_operator/devcluster/node.py) needs besides the
+# Builds what the local single test node (devcluster/src/pulp_devcluster/node/) needs besides the
 # Kubernetes binaries of hack/testbin/build.sh:
 #   coredns   CoreDNS from Go modules (wrapper module hack/node/coredns, only the plugins used)
 #   busybox   a tiny OCI image (Debian busybox-static) for the node's own end-to-end tests:
@@ -7,12 +7,17 @@
 #             busybox-static 1.35 segfaults, use printf ... | nc HOST PORT for HTTP)
 # Results land in $PULP_OPERATOR_NODEBIN (default ~/.cache/pulp-operator/node) and are rebuilt only
 # when missing or of another version. Installs missing Debian packages (containerd, runc,
-# containernetworking-plugins, iptables, busybox-static, umoci) when run as root.
+# containernetworking-plugins, iptables, busybox-static, umoci; skopeo, the container registry
+# client of the plugin tests) when run as root.
 #
 # Usage: hack/node/build.sh [coredns] [busybox]   (default: both); prints the output directory.
 set -euo pipefail
+# shellcheck source=../lib/apt.sh
+. "$(dirname "${BASH_SOURCE[0]}")/../lib/apt.sh"
+# shellcheck source=../lib/progress.sh
+. "$(dirname "${BASH_SOURCE[0]}")/../lib/progress.sh"
 
-COREDNS_VERSION=v1.15.0 # keep in sync with hack/node/coredns/go.mod and node.py
+COREDNS_VERSION=v1.15.0 # keep in sync with hack/node/coredns/go.mod and pulp_devcluster/node/settings.py
 BUSYBOX_IMAGE=localhost/pulp-e2e/busybox:1
 export SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-1735689600}
 
@@ -25,7 +30,7 @@ fail() { printf '[node] ERROR: %s\n' "$*" >&2; exit 1; }
 
 ensure_packages() {
   local missing=() pair cmd pkg
-  for pair in containerd:containerd runc:runc ctr:containerd iptables:iptables umoci:umoci \
+  for pair in containerd:containerd runc:runc ctr:containerd iptables:iptables umoci:umoci skopeo:skopeo \
       busybox:busybox-static; do
     cmd=${pair%%:*} pkg=${pair#*:}
     command -v "$cmd" >/dev/null || missing+=("$pkg")
@@ -34,8 +39,7 @@ ensure_packages() {
   [ ${#missing[@]} -eq 0 ] && return
   [ "$(id -u)" = 0 ] || fail "missing Debian packages: ${missing[*]} (install them as root)"
   log "installing ${missing[*]}"
-  apt-get update -qq >&2
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+  host_apt_install "${missing[@]}"
 }
 
 build_coredns() {
@@ -49,7 +53,8 @@ build_coredns() {
   local start=$SECONDS
   mkdir -p "$dir"
   (cd "$here/coredns" && CGO_ENABLED=0 GOTOOLCHAIN=local GOFLAGS=-mod=mod go build -trimpath \
-    -ldflags "-s -w" -o "$dir/coredns.tmp" .) || fail "building coredns failed"
+    -ldflags "-s -w" -o "$dir/coredns.tmp" .) &
+  wait_with_progress $! "[node] coredns" || fail "building coredns failed"
   mv "$dir/coredns.tmp" "$dir/coredns"
   log "coredns built in $((SECONDS - start)) s"
 }

@@ -14,13 +14,23 @@
 #   pulp-operator.oci.tar.names    localhost/pulp-operator:latest (the names the node imports)
 #   pulp-operator.oci.tar.inputs   sha256 of the inputs: Containerfile, .containerignore,
 #                                  pyproject.toml, README.md, src/**, this folder, the base
+#   pulp-operator-<tag>.oci.tar    the same image as localhost/pulp-operator:<tag>, <tag> the first
+#                                  12 characters of the inputs hash (.inputs, .names beside it): a
+#                                  worktree's tests use this name, which another worktree's build
+#                                  of :latest cannot replace (the 4 newest are kept)
 #   logs/pulp-operator.log         full output of the last build
 # Rebuilt only when the inputs changed (else ~1 s); --force rebuilds anyway. buildah keeps its
 # storage (layers, the base image) in <images>/.buildah, apart from any system storage.
 #
-# Usage: hack/operator-image/build.sh [--force]
+# Usage: hack/operator-image/build.sh [--force | --print-image]
+#   --print-image   print localhost/pulp-operator:<tag> for the current inputs and build nothing
+#                   (exit 3 when that image is not built)
 # Needs root, buildah (installed from Debian when missing), network to Debian and PyPI.
 set -euo pipefail
+# shellcheck source=../lib/apt.sh
+. "$(dirname "${BASH_SOURCE[0]}")/../lib/apt.sh"
+# shellcheck source=../lib/progress.sh
+. "$(dirname "${BASH_SOURCE[0]}")/../lib/progress.sh"
 shopt -s nullglob
 
 IMAGE=localhost/pulp-operator:latest
@@ -36,19 +46,23 @@ logfile=$out/logs/pulp-operator.log
 log() { printf '[operator-image] %s\n' "$*" >&2; }
 fail() { printf '[operator-image] ERROR: %s\n' "$*" >&2; exit 1; }
 
-force=0
+force=0 print_image=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --force) force=1; shift ;;
+    --print-image) print_image=1; shift ;;
     -h|--help) sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "${BASH_SOURCE[0]}"; exit 0 ;;
     *) fail "unknown argument $1 (see --help)" ;;
   esac
 done
 
-[ "$(id -u)" = 0 ] || fail "must run as root (buildah with its own storage, chroot isolation)"
-if ! command -v buildah >/dev/null; then
+if [ $print_image = 1 ] && [ ! -s "$out/base-bookworm.tar" ]; then
+  log "no operator image built yet: run hack/operator-image/build.sh"; exit 3
+fi
+[ $print_image = 1 ] || [ "$(id -u)" = 0 ] || fail "must run as root (buildah with its own storage, chroot isolation)"
+if [ $print_image = 0 ] && ! command -v buildah >/dev/null; then
   log "installing buildah from Debian"
-  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq buildah; } >&2 \
+  host_apt_install buildah \
     || fail "could not install buildah (apt-get failed above)"
 fi
 mkdir -p "$out/logs"
@@ -76,9 +90,25 @@ inputs_hash() {
 }
 
 key=$(inputs_hash)
+tag=${key:0:12}
+tagged=$out/pulp-operator-$tag.oci.tar
+if [ $print_image = 1 ]; then
+  [ -s "$tagged" ] || { log "localhost/pulp-operator:$tag is not built: run hack/operator-image/build.sh"; exit 3; }
+  echo "localhost/pulp-operator:$tag"
+  exit 0
+fi
 if [ $force = 0 ] && [ -s "$archive" ] && [ "$(cat "$archive.inputs" 2>/dev/null)" = "$key" ] \
-  && grep -qx "$IMAGE" "$archive.names" 2>/dev/null; then
+  && grep -qx "$IMAGE" "$archive.names" 2>/dev/null && [ -s "$tagged" ]; then
   log "up to date ($archive)"
+  echo "$archive"
+  exit 0
+fi
+if [ $force = 0 ] && [ -s "$tagged" ] && [ "$(cat "$tagged.inputs" 2>/dev/null)" = "$key" ]; then
+  # Built before (another worktree's build replaced :latest since): :latest is this one again.
+  ln -f "$tagged" "$archive.tmp" && mv -f "$archive.tmp" "$archive"
+  printf '%s\n' "$key" >"$archive.inputs"
+  printf '%s\n' "$IMAGE" >"$archive.names"
+  log "up to date ($tagged, now :latest again)"
   echo "$archive"
   exit 0
 fi
@@ -95,7 +125,8 @@ step() {
   local desc=$1 start=$SECONDS rc; shift
   printf '\n===== %s: %s\n' "$(date -u +%H:%M:%S)" "$desc" >>"$logfile"
   set +e
-  "$@" >>"$logfile" 2>&1
+  "$@" >>"$logfile" 2>&1 &
+  wait_with_progress $! "[operator-image] $desc"
   rc=$?
   set -e
   if [ $rc -ne 0 ]; then
@@ -148,6 +179,13 @@ step "buildah push oci-archive" bh push "$IMAGE" "oci-archive:$archive.tmp:$IMAG
 mv -f "$archive.tmp" "$archive"
 printf '%s\n' "$key" >"$archive.inputs"
 printf '%s\n' "$IMAGE" >"$archive.names"
+ln -f "$archive" "$tagged"
+printf '%s\n' "$key" >"$tagged.inputs"
+printf '%s\n' "localhost/pulp-operator:$tag" >"$tagged.names"
+# The 4 newest tagged archives are kept.
+ls -t "$out"/pulp-operator-????????????.oci.tar 2>/dev/null | tail -n +5 | while IFS= read -r old; do
+  rm -f "$old" "$old.inputs" "$old.names"
+done
 # Dangling layers of earlier builds.
 bh rmi --prune >/dev/null 2>&1 || :
 log "done in $((SECONDS - start)) s: archive $(du -h "$archive" | cut -f1)"

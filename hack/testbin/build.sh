@@ -4,6 +4,8 @@
 # They land in $PULP_OPERATOR_TESTBIN (default ~/.cache/pulp-operator/testbin/<k8s version>) and are
 # rebuilt only when missing or of another version.
 set -euo pipefail
+# shellcheck source=../lib/progress.sh
+. "$(dirname "${BASH_SOURCE[0]}")/../lib/progress.sh"
 
 K8S_VERSION=v1.36.3
 ETCD_VERSION=v3.6.16
@@ -45,12 +47,14 @@ build_kubernetes() {
   log "building kubernetes $K8S_VERSION (kube-apiserver, controller-manager, scheduler, kubectl, kubelet, kube-proxy)"
   local start=$SECONDS pkgs=()
   for b in "${bins[@]}"; do pkgs+=("k8s.io/kubernetes/cmd/$b"); done
-  (cd "$here/kubernetes" && go build -trimpath -tags selinux,notest,grpcnotrace \
+  (cd "$here/kubernetes" && go build -v -trimpath -tags selinux,notest,grpcnotrace \
     -ldflags "-s -w -X k8s.io/component-base/version.gitVersion=$K8S_VERSION \
       -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=$minor \
       -X k8s.io/client-go/pkg/version.gitVersion=$K8S_VERSION \
       -X k8s.io/component-base/version.gitTreeState=clean" \
-    -o "$out/" "${pkgs[@]}") || fail "building kubernetes $K8S_VERSION failed (see the go output above)"
+    -o "$out/" "${pkgs[@]}") >"$out/build-kubernetes.log" 2>&1 &
+  wait_with_progress $! "[testbin] kubernetes (go build -v: $out/build-kubernetes.log)" \
+    || { tail -n 30 "$out/build-kubernetes.log" >&2; fail "building kubernetes $K8S_VERSION failed (see above)"; }
   log "kubernetes built in $((SECONDS - start)) s"
 }
 
@@ -58,8 +62,8 @@ build_etcd() {
   has_version etcd "${ETCD_VERSION#v}" && { log "etcd $ETCD_VERSION present"; return; }
   log "building etcd $ETCD_VERSION"
   local start=$SECONDS
-  (cd "$here/etcd" && go build -trimpath -ldflags "-s -w" -o "$out/etcd" go.etcd.io/etcd/server/v3) \
-    || fail "building etcd $ETCD_VERSION failed"
+  (cd "$here/etcd" && go build -trimpath -ldflags "-s -w" -o "$out/etcd" go.etcd.io/etcd/server/v3) &
+  wait_with_progress $! "[testbin] etcd" || fail "building etcd $ETCD_VERSION failed"
   log "etcd built in $((SECONDS - start)) s"
 }
 
@@ -70,7 +74,8 @@ build_kwok() {
   log "building kwok $KWOK_VERSION"
   local start=$SECONDS
   GOBIN="$out" go install -trimpath -ldflags "-s -w -X sigs.k8s.io/kwok/pkg/consts.Version=$KWOK_VERSION" \
-    "sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION" || fail "building kwok $KWOK_VERSION failed"
+    "sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION" &
+  wait_with_progress $! "[testbin] kwok" || fail "building kwok $KWOK_VERSION failed"
   local src
   src=$(go env GOMODCACHE)/sigs.k8s.io/kwok@$KWOK_VERSION/kustomize/stage
   [ -d "$src" ] || fail "kwok stage files not found in $src"

@@ -1,8 +1,11 @@
-"""The pulp-operator command: run the operator, print the CRDs, render a Pulp CR offline."""
+"""The pulp-operator command: run the operator, print the CRDs, render a Pulp CR offline, show
+the status of the Pulps of a cluster."""
 
 from __future__ import annotations
 
 import argparse
+import logging
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -45,23 +48,94 @@ def _cmd_render(args: argparse.Namespace) -> int:
     return 0
 
 
+WATCH_NAMESPACE = "WATCH_NAMESPACE"
+LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
+def watched_namespaces(
+    namespaces: list[str] | None, all_namespaces: bool, env: dict[str, str] | os._Environ[str]
+) -> tuple[tuple[str, ...], bool] | str:
+    """(namespaces, all) from -n/-A, else from WATCH_NAMESPACE; an error message if neither."""
+    if all_namespaces and namespaces:
+        return "--namespace and --all-namespaces exclude each other"
+    if namespaces or all_namespaces:
+        return tuple(namespaces or ()), all_namespaces
+    if WATCH_NAMESPACE in env:
+        # OLM's olm.targetNamespaces: comma-separated names, empty for all namespaces.
+        names = tuple(n.strip() for n in env[WATCH_NAMESPACE].split(",") if n.strip())
+        return names, not names
+    return "give --namespace NS (repeatable), --all-namespaces, or WATCH_NAMESPACE"
+
+
+def _cmd_convert(args: argparse.Namespace) -> int:
+    from .convert import ConvertError, convert
+    from .render import InputError, dump, load_documents
+
+    source = args.file
+    try:
+        text = sys.stdin.read() if source == "-" else Path(source).read_text()
+    except OSError as exc:
+        print(f"error: cannot read {source}: {exc.strerror}", file=sys.stderr)
+        return 2
+    try:
+        result = convert(load_documents(text, source), storage_class=args.storage_class)
+    except (InputError, ConvertError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    for note in result.notes:
+        print(f"note: {note}", file=sys.stderr)
+    sys.stdout.write(dump(result.objects))
+    return 0
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
     from .operator import RunOptions, run
 
-    if args.all_namespaces and args.namespace:
-        print("error: --namespace and --all-namespaces exclude each other", file=sys.stderr)
+    watched = watched_namespaces(args.namespace, args.all_namespaces, os.environ)
+    if isinstance(watched, str):
+        print(f"error: {watched}", file=sys.stderr)
         return 2
+    namespaces, all_namespaces = watched
+    # Configured before operator.run(), whose basicConfig then leaves it as it is.
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    lease = None
+    if args.leader_elect:
+        from .leader import LeaseSettings, default_identity, own_namespace
+
+        try:
+            lease = LeaseSettings(
+                namespace=args.leader_election_namespace
+                or own_namespace(next(iter(namespaces), "default")),
+                name=args.leader_election_id,
+                identity=args.leader_election_identity or default_identity(),
+                lease_duration=args.lease_duration,
+                renew_deadline=args.renew_deadline,
+                retry_period=args.retry_period,
+            )
+        except ValueError as exc:
+            print(f"error: leader election: {exc}", file=sys.stderr)
+            return 2
     options = RunOptions(
-        namespaces=tuple(args.namespace or ()),
-        all_namespaces=args.all_namespaces,
+        namespaces=namespaces,
+        all_namespaces=all_namespaces,
         health_address=args.health_address,
         metrics_port=args.metrics_port,
         resync_seconds=args.resync_seconds,
+        leader_election=lease,
+        watch_scope=args.watch_scope,
     )
-    if not options.all_namespaces and not options.namespaces:
-        print("error: give --namespace NS (repeatable) or --all-namespaces", file=sys.stderr)
-        return 2
     return run(options)
+
+
+def _cmd_status(args: argparse.Namespace) -> int:
+    from .statusview import run
+
+    if args.all_namespaces and args.name:
+        print("error: a NAME and --all-namespaces exclude each other", file=sys.stderr)
+        return 2
+    return run(args.namespace, args.name, args.all_namespaces)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -75,7 +149,7 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser(
         "run",
         help="run the operator against the current kubeconfig or in-cluster config",
-        description="Run the operator: watch Pulp, PulpBackup and PulpRestore objects and keep"
+        description="Run the operator: watch Pulp objects and keep"
         " their deployments as their specs say. Uses the in-cluster service account, or the"
         " kubeconfig (KUBECONFIG or ~/.kube/config, current context).",
     )
@@ -84,13 +158,67 @@ def build_parser() -> argparse.ArgumentParser:
         "--namespace",
         action="append",
         metavar="NS",
-        help="watch this namespace (repeatable; globs allowed)",
+        help="watch this namespace (repeatable; globs allowed). Without -n and -A the"
+        " comma-separated WATCH_NAMESPACE is used, empty meaning all namespaces",
     )
     run.add_argument("-A", "--all-namespaces", action="store_true", help="watch every namespace")
     run.add_argument(
+        "--log-level",
+        choices=LOG_LEVELS,
+        default=os.environ.get("LOG_LEVEL", "info").lower(),
+        help="log level (default: LOG_LEVEL, else %(default)s)",
+    )
+    run.add_argument(
         "--health-address",
         default="http://0.0.0.0:8081/healthz",
-        help="liveness/readiness endpoint URL to serve (default: %(default)s)",
+        help="liveness endpoint URL to serve; readiness is served beside it, at readyz"
+        " (default: %(default)s)",
+    )
+    run.add_argument(
+        "--watch-scope",
+        choices=("auto", "cluster", "namespaces"),
+        default="auto",
+        help="with several namespaces: one watch per kind cluster-wide, filtered to them"
+        " (cluster), or one per kind and namespace (namespaces); auto takes cluster when the"
+        " account may list and watch cluster-wide (default: %(default)s)",
+    )
+    election = run.add_argument_group(
+        "leader election",
+        "run several replicas: only the holder of a coordination.k8s.io Lease works and writes",
+    )
+    election.add_argument(
+        "--leader-elect", action="store_true", help="take part in leader election"
+    )
+    election.add_argument(
+        "--leader-election-namespace",
+        help="namespace of the Lease (default: the pod's namespace, POD_NAMESPACE, else the first"
+        " --namespace, else default)",
+    )
+    election.add_argument(
+        "--leader-election-id", default="pulp-operator-leader", help="name of the Lease"
+    )
+    election.add_argument(
+        "--leader-election-identity", help="this replica's name in the Lease (default: host_random)"
+    )
+    election.add_argument(
+        "--lease-duration",
+        type=float,
+        default=10.0,
+        help="seconds a follower waits, after the Lease last changed, before taking it over"
+        " (default: %(default)s)",
+    )
+    election.add_argument(
+        "--renew-deadline",
+        type=float,
+        default=7.0,
+        help="seconds after its last renewal at which the leader stops working; shorter than the"
+        " lease duration (default: %(default)s)",
+    )
+    election.add_argument(
+        "--retry-period",
+        type=float,
+        default=2.0,
+        help="seconds between attempts to renew or acquire (default: %(default)s)",
     )
     run.add_argument(
         "--metrics-port",
@@ -133,6 +261,41 @@ def build_parser() -> argparse.ArgumentParser:
     )
     render.add_argument("--show-secrets", action="store_true", help="print generated secret values")
     render.set_defaults(func=_cmd_render)
+
+    convert = sub.add_parser(
+        "convert",
+        help="turn Pulp CRs of the original operator into v1 CRs",
+        description="Print, as v1 (repo-manager.pulpproject.org/v1) objects, the Pulp CRs of the"
+        " original Ansible operator (pulpproject.org/v1alpha1, pulp.pulpproject.org/v1alpha1 and"
+        " v1beta1) in FILE: the Pulp, a ConfigMap with its pulp_settings (custom_pulp_settings),"
+        " the Secrets v1 reads database and Redis settings from. Fields without a v1 equivalent"
+        " are listed on stderr. The output can be piped to `kubectl apply -f -`.",
+    )
+    convert.add_argument("-f", "--file", required=True, help="YAML file with the CRs (- for stdin)")
+    convert.add_argument(
+        "--storage-class",
+        default="standard",
+        help="StorageClass for a file storage claim the old CR left to the cluster default"
+        " (default: %(default)s)",
+    )
+    convert.set_defaults(func=_cmd_convert)
+
+    status = sub.add_parser(
+        "status",
+        help="show each Pulp's components, version, URL and failing conditions",
+        description="Show, from the cluster (current kubeconfig context or in-cluster config),"
+        " a table per Pulp of its components (ready/desired replicas, images), its URL, the"
+        " running and desired version and every condition that is not True. Exits 0 when every"
+        " Pulp shown is Ready, 1 otherwise (also when none is found).",
+    )
+    status.add_argument("name", nargs="?", metavar="NAME", help="only this Pulp")
+    status.add_argument(
+        "-n", "--namespace", help="namespace (default: the kubeconfig context's namespace)"
+    )
+    status.add_argument(
+        "-A", "--all-namespaces", action="store_true", help="the Pulps of every namespace"
+    )
+    status.set_defaults(func=_cmd_status)
     return parser
 
 

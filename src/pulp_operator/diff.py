@@ -40,11 +40,11 @@ def digest(obj: Any) -> str:
 
 
 def stamped(obj: dict[str, Any]) -> dict[str, Any]:
-    """The manifest with its own hash in an annotation (the hash covers everything else)."""
-    out: dict[str, Any] = json.loads(json.dumps(obj))
-    meta = out.setdefault("metadata", {})
-    meta.setdefault("annotations", {})[APPLIED_HASH_ANNOTATION] = digest(obj)
-    return out
+    """The manifest with its own hash in an annotation (the hash covers everything else). The
+    result shares everything below metadata with `obj`: neither may be changed afterwards."""
+    meta = dict(obj.get("metadata") or {})
+    meta["annotations"] = {**(meta.get("annotations") or {}), APPLIED_HASH_ANNOTATION: digest(obj)}
+    return {**obj, "metadata": meta}
 
 
 def normalise_secret(obj: dict[str, Any]) -> dict[str, Any]:
@@ -59,13 +59,21 @@ def normalise_secret(obj: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def up_to_date(live: dict[str, Any] | None, desired: dict[str, Any]) -> bool:
-    """True when `live` carries the stamp of `desired` and holds all of its values."""
+def up_to_date(
+    live: dict[str, Any] | None, desired: dict[str, Any], written: str | None = None
+) -> bool:
+    """True when `live` carries the stamp of `desired` and holds all of its values. `written`:
+    the resourceVersion the operator's own last apply returned; a live object still at that
+    version holds what was applied, so its values need no comparison."""
     if live is None:
         return False
     want = (desired.get("metadata", {}).get("annotations") or {}).get(APPLIED_HASH_ANNOTATION)
     have = (live.get("metadata", {}).get("annotations") or {}).get(APPLIED_HASH_ANNOTATION)
-    return want is not None and want == have and contains(live, desired)
+    if want is None or want != have:
+        return False
+    if written is not None and live["metadata"].get("resourceVersion") == written:
+        return True
+    return contains(live, desired)
 
 
 def contains(live: Any, want: Any) -> bool:
@@ -98,6 +106,11 @@ def _scalar_equal(live: Any, want: Any) -> bool:
         a, b = _quantity(live), _quantity(want)
         return a is not None and a == b
     return False
+
+
+def quantity(value: str | int | float) -> Decimal | None:
+    """A Kubernetes quantity (8Gi, 500m, 1e3) as a number; None when it is not one."""
+    return _quantity(value)
 
 
 def _quantity(value: str | int | float) -> Decimal | None:

@@ -6,6 +6,8 @@ Selectors use only labels that never change after creation.
 
 from __future__ import annotations
 
+import hashlib
+
 MANAGER = "pulp-operator"
 PART_OF = "pulp"
 PULP_CR_LABEL = "pulp_cr"
@@ -61,8 +63,20 @@ def database_service(name: str) -> str:
     return f"{name}-database-svc"
 
 
-def database_volume_claim_template() -> str:
-    return "postgres"
+def database_volume_claim_template(name: str) -> str:
+    """The database StatefulSet's volumeClaimTemplate, as the upstream operator names it (its PVC
+    is <name>-postgres-<name>-database-0)."""
+    return f"{name}-postgres"
+
+
+LEGACY_DATABASE_VOLUME_CLAIM_TEMPLATE = "postgres"
+"""The volumeClaimTemplate name of database StatefulSets created by earlier releases of this
+operator (PVC postgres-<name>-database-0); such StatefulSets keep it (it is immutable)."""
+
+
+def database_claim(name: str, template: str | None = None) -> str:
+    """The PVC the database StatefulSet's pod uses, for a volumeClaimTemplate name."""
+    return f"{template or database_volume_claim_template(name)}-{database(name)}-0"
 
 
 def postgres_configuration(name: str) -> str:
@@ -105,6 +119,24 @@ def container_auth(name: str) -> str:
     return f"{name}-container-auth"
 
 
+def otel_collector_config(name: str) -> str:
+    return f"{name}-otel-collector-config"
+
+
+def otel_collector_service(name: str) -> str:
+    return f"{name}-otel-collector-svc"
+
+
+def signing_job(name: str, digest: str) -> str:
+    return f"{name}-signing-metadata-{digest}"
+
+
+def trusted_ca_bundle(name: str) -> str:
+    """ConfigMap of the CA bundle with mount_trusted_ca and no mount_trusted_ca_configmap_key (on
+    OpenShift the Cluster Network Operator injects the cluster's trusted CAs into it)."""
+    return f"{name}-user-ca-bundle"
+
+
 def service_account(name: str) -> str:
     return name
 
@@ -113,12 +145,28 @@ def ingress(name: str) -> str:
     return name
 
 
+def _job_prefix(name: str, middle: str, digest_length: int) -> str:
+    """The start of a Job name, before its digest, such that the whole name fits 63 characters
+    (the job-name label the Job controller adds to its pods must be a label value): long Pulp
+    names are cut, and stay unique by a hash of their own. It depends on the name only, so that
+    a Job is recognised by its prefix."""
+    if len(name) + len(middle) + digest_length + 2 <= 63:
+        return f"{name}-{middle}-"
+    tag = hashlib.sha256(name.encode()).hexdigest()[:8]
+    keep = 63 - len(middle) - digest_length - len(tag) - 3
+    return f"{name[:keep].rstrip('-')}-{tag}-{middle}-"
+
+
+MIGRATION_DIGEST = 10
+ADMIN_PASSWORD_DIGEST = 16
+
+
 def migration_job(name: str, digest: str) -> str:
-    return f"{name}-pulpcore-migration-{digest}"
+    return _job_prefix(name, "pulpcore-migration", MIGRATION_DIGEST) + digest
 
 
 def admin_password_job(name: str, digest: str) -> str:
-    return f"{name}-reset-admin-password-{digest}"
+    return _job_prefix(name, "reset-admin-password", ADMIN_PASSWORD_DIGEST) + digest
 
 
 def selector(name: str, component: str) -> dict[str, str]:

@@ -1,39 +1,51 @@
-"""One reconcile pass for one Pulp: observe, build, apply, prune, write status.
+"""One reconcile pass for one Pulp: observe, generate secrets, build, apply, prune, write status.
 
-The pass is idempotent and converges in one go: everything desired is built from the CR and the
-objects it references by the pure builders in `desired`, applied with server-side apply under one
-field manager where it differs from what runs, and the status is written once, only if it changed.
+The pass is idempotent and converges in one go. Everything it reads comes from one `Observed`
+value (observe.py); everything desired is built from it by the pure builders in `desired`;
+objects are applied with server-side apply under one field manager only where they differ from
+what runs, independent ones concurrently; the status is a pure function of what was observed and
+built (status.py), written once and only if it changed. A pass with nothing to change makes no
+API request when it reads from the watch cache.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from lightkube.core.exceptions import ApiError
-from lightkube.core.resource import NamespacedResource
-from lightkube.resources.core_v1 import ConfigMap, PersistentVolumeClaim, Secret
-from pydantic import ValidationError
+from lightkube.resources.apps_v1 import StatefulSet
+from lightkube.resources.core_v1 import PersistentVolumeClaim
 
-from . import desired, names, secretgen
-from .api.pulp import PulpSpec, PulpStatus, unsupported_fields
-from .desired.inputs import ClusterFacts, Inputs, JobState, Problem
-from .desired.references import Reference, references
+from . import adopt, desired, metrics, names, secretgen, status, storage_growth
+from .api.pulp import PulpStatus
+from .desired import upgrade
+from .desired.inputs import ClusterFacts, Problem
 from .diff import normalise_secret, stamped, up_to_date
-from .kube import OWNED_KINDS, Kube, Obj, PulpResource, kind_key, resource_class, secret_text
-from .render import describe_validation_error
-from .status import checks, conditions, single
+from .kube import Kube, Obj, PulpResource, resource_class
+from .observe import ApiReader, Observed, Reader, observe
 
 log = logging.getLogger(__name__)
 
-_REFERENCE_CLASSES: dict[str, type[NamespacedResource]] = {
-    "Secret": Secret,
-    "ConfigMap": ConfigMap,
-    "PersistentVolumeClaim": PersistentVolumeClaim,
-}
 # Kinds never deleted by pruning: they hold data.
 _NEVER_PRUNED = {"PersistentVolumeClaim"}
+# Apply order by dependency level: what pods mount or run as, then the workloads, then what
+# points at the workloads. Objects of one level are applied concurrently.
+_LEVELS = {
+    # Without the rights to bind a Role, a RoleBinding is accepted only once its Role exists
+    "RoleBinding": 1,
+    "StatefulSet": 1,
+    "Deployment": 1,
+    "Job": 1,
+    "Ingress": 2,
+    "Route": 2,
+    "PodDisruptionBudget": 2,
+    "HorizontalPodAutoscaler": 2,
+}
+_CONCURRENT_APPLIES = 8
 
 
 @dataclass
@@ -43,6 +55,20 @@ class Outcome:
     applied: list[str] = field(default_factory=list)
     deleted: list[str] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
+
+
+@dataclass
+class Applied:
+    """What the apply and prune steps changed, and what they could not do."""
+
+    created: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    adopted: list[str] = field(default_factory=list)
+    """Objects another manager created (the upstream operator), taken over."""
+    deleted: list[str] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+    results: dict[tuple[str, str], Obj] = field(default_factory=dict)
+    """The objects as the API returned them after the apply, by (kind, name)."""
 
 
 def owner_reference(pulp: Obj) -> dict[str, Any]:
@@ -56,306 +82,367 @@ def owner_reference(pulp: Obj) -> dict[str, Any]:
     }
 
 
-def job_state(job: Obj) -> JobState:
-    status = job.get("status") or {}
-    name = job["metadata"]["name"]
-    for cond in status.get("conditions") or []:
-        if cond.get("status") != "True":
-            continue
-        if cond.get("type") == "Complete":
-            return JobState(name, "succeeded")
-        if cond.get("type") == "Failed":
-            return JobState(name, "failed", cond.get("message") or cond.get("reason") or "")
-    return JobState(name, "running")
-
-
 class Reconciler:
-    def __init__(self, kube: Kube, cluster: ClusterFacts | None = None) -> None:
+    def __init__(
+        self,
+        kube: Kube,
+        cluster: ClusterFacts | None = None,
+        reader: Reader | None = None,
+        on_write: Callable[[Obj], None] | None = None,
+    ) -> None:
         self.kube = kube
         self.cluster = cluster or ClusterFacts()
+        self.reader: Reader = reader or ApiReader(kube)
+        self.on_write = on_write
+        """Called with every object a write returned (keeps the watch cache ahead of events)."""
+        self._written: dict[tuple[str, str, str], str] = {}
+        """(namespace, kind, name) -> the resourceVersion the last apply of the object returned."""
 
     async def reconcile(self, namespace: str, name: str) -> Outcome:
-        pulp = await self.kube.get(PulpResource, name, namespace)
-        if pulp is None or pulp["metadata"].get("deletionTimestamp"):
+        observed = await observe(self.reader, namespace, name)
+        if observed is None:
+            metrics.forget_pulp(namespace, name)
             return Outcome()
-        meta = pulp["metadata"]
-        generation = meta.get("generation", 1)
-        status = PulpStatus.model_validate(pulp.get("status") or {})
-
-        try:
-            spec = PulpSpec.model_validate(pulp.get("spec") or {})
-        except ValidationError as exc:
-            message = describe_validation_error(exc, "spec")
-            await self._write_status(
-                pulp, status, single(status.conditions, "InvalidSpec", message, generation)
-            )
-            await self._event(pulp, "InvalidSpec", message, warning=True)
-            return Outcome(problems=[Problem("InvalidSpec", message)])
-        if spec.unmanaged:
-            message = "spec.unmanaged is true: the operator changes nothing"
-            await self._write_status(
-                pulp,
-                status,
-                single(status.conditions, "Unmanaged", message, generation, status="Unknown"),
-            )
-            return Outcome()
-
-        outcome = Outcome()
-        if (
-            status.observed_generation != generation
-        ):  # once per spec change: no-op passes stay quiet
-            for field in unsupported_fields(spec):
-                message = f"{field} is not supported by this operator and is ignored"
-                await self._event(pulp, "UnsupportedField", message, warning=True)
-        secrets, config_maps, problems = await self._observe_references(namespace, spec)
-        owner = owner_reference(pulp)
-        for gen in desired.generated_secrets(name, namespace, spec):
-            data = await self._ensure_generated(pulp, spec, gen, owner)
-            secrets[gen.name] = data
-
-        live = await self._observe_owned(namespace, name)
-        jobs = {obj_name: job_state(obj) for (kind, obj_name), obj in live.items() if kind == "Job"}
-        status = self._record_jobs(name, spec, status, live)
-        inputs = Inputs(
-            name=name,
-            namespace=namespace,
-            spec=spec,
-            generation=generation,
-            status=status,
-            secrets=secrets,
-            config_maps=config_maps,
-            jobs=jobs,
-            cluster=self.cluster,
-        )
+        if observed.spec is None or observed.spec.unmanaged:
+            return await self._hold(observed)
+        observed = _takeover_spec(observed)
+        observed, generated = await self._generate_secrets(observed)
+        spec = observed.spec
+        assert spec is not None
+        jobs_done = status.with_job_results(observed.name, spec, observed.status, observed.jobs)
+        inputs = observed.inputs(jobs_done, self.cluster)
         built = desired.build(inputs)
-        seen = {p.message for p in problems}
-        problems.extend(p for p in built.problems if p.message not in seen)
-        reference_problems = [p for p in problems if p.reason.endswith("NotFound")]
-        if not reference_problems:
-            await self._apply_all(pulp, spec, built, live, owner, outcome, problems)
-            if not problems:
-                await self._prune(pulp, spec, built, live, outcome)
-
-        new_status = status.model_copy(
-            update={
-                "observed_generation": generation,
-                "image": built.image,
-                "version": built.image.rsplit(":", 1)[-1],
-                "url": built.url,
-                "admin_password_secret": spec.admin_password_secret or names.admin_password(name),
-                "db_fields_encryption_secret": spec.db_fields_encryption_secret
-                or names.db_fields_encryption(name),
-                "container_token_secret": spec.container_token_secret or names.container_auth(name),
-                "pulp_secret_key": spec.pulp_secret_key or names.secret_key(name),
-                "storage_type": spec.storage_type,
-                "ingress_type": spec.ingress_kind,
-                "managed_cache_enabled": bool(
-                    spec.cache and spec.cache.enabled and not spec.cache.external_cache_secret
-                ),
-            }
+        growth = await self._storage_growth(observed)
+        applied = Applied()
+        if not any(p.blocks_apply for p in built.problems):
+            applied = await self._apply(observed, built, growth)
+            if not built.problems and not applied.problems:
+                await self._prune(observed, built, applied)
+            await self._expand_claims(observed, growth, applied)
+        applied.created[:0] = generated  # one Event tells both
+        problems = [*built.problems, *applied.problems, *growth.problems()]
+        after = observed.with_owned(applied.results)
+        new = status.compute(
+            after.inputs(jobs_done, self.cluster), after.owned, built, problems, status.now()
         )
-        web_wanted = any(
-            o["kind"] == "Deployment" and o["metadata"]["name"] == names.web(name)
-            for o in built.objects
+        await self._write_status(observed, new)
+        await self._announce(observed, new, applied)
+        ready = new.conditions[0].status == "True"
+        return Outcome(
+            ready=ready,
+            requeue_after=_requeue_after(problems, after),
+            applied=[*applied.created, *applied.updated],
+            deleted=applied.deleted,
+            problems=problems,
         )
-        migrated = spec.disable_migrations or built.migration_job is None
-        migration_message = (
-            "migrations disabled"
-            if spec.disable_migrations
-            else f"Job {built.migration_job} migrates the database"
-            if built.migration_job
-            else f"database migrated for {status.migrated_image or built.image}"
-        )
-        component_checks = checks(
-            name,
-            spec,
-            live,
-            web_wanted=web_wanted,
-            migrated=migrated,
-            migration_message=migration_message,
-        )
-        new_conditions = conditions(status.conditions, component_checks, problems, generation)
-        outcome.problems = problems
-        outcome.ready = new_conditions[0].status == "True"
-        await self._write_status(pulp, new_status, new_conditions)
-        if problems:
-            outcome.requeue_after = 30.0
-        elif not outcome.ready:
-            outcome.requeue_after = 10.0
-        return outcome
 
-    # --- observation -------------------------------------------------------------------------
+    # --- steps ---------------------------------------------------------------------------------
 
-    async def _observe_references(
-        self, namespace: str, spec: PulpSpec
-    ) -> tuple[dict[str, dict[str, str]], dict[str, dict[str, str]], list[Problem]]:
-        secrets: dict[str, dict[str, str]] = {}
-        config_maps: dict[str, dict[str, str]] = {}
-        problems: list[Problem] = []
-        for ref in references(spec):
-            cls = _REFERENCE_CLASSES[ref.kind]
-            obj = await self.kube.get(cls, ref.name, namespace)
-            if obj is None:
-                problems.append(_missing(ref, namespace))
-                continue
-            data = secret_text(obj) if ref.kind == "Secret" else dict(obj.get("data") or {})
-            missing = [k for k in ref.keys if k not in data]
-            if missing:
-                problems.append(
-                    Problem(
-                        f"{ref.kind}KeyNotFound",
-                        f"{ref.describe()} has no key {', '.join(missing)}",
-                        _condition_for(ref),
-                    )
-                )
-            if ref.kind == "Secret":
-                secrets[ref.name] = data
-            elif ref.kind == "ConfigMap":
-                config_maps[ref.name] = data
-        return secrets, config_maps, problems
-
-    async def _observe_owned(self, namespace: str, name: str) -> dict[tuple[str, str], Obj]:
-        live: dict[tuple[str, str], Obj] = {}
-        for cls in OWNED_KINDS:
-            for obj in await self.kube.list_owned(cls, namespace, name):
-                live[(kind_key(cls), obj["metadata"]["name"])] = obj
-        # A user-provided file storage PVC is not labelled as ours but decides StorageReady.
-        return live
-
-    def _record_jobs(
-        self, name: str, spec: PulpSpec, status: PulpStatus, live: dict[tuple[str, str], Obj]
-    ) -> PulpStatus:
-        """Remember what succeeded Jobs achieved in the status (the Jobs are pruned later)."""
-        update: dict[str, Any] = {}
-        migration = desired.migration_job_name(name, spec)
-        password_prefix = names.admin_password_job(name, "")
-        for (kind, job_name), job in live.items():
-            if kind != "Job" or job_state(job).state != "succeeded":
-                continue
-            if job_name == migration:
-                update["migrated_image"] = desired.spec_image(spec)
-            elif job_name.startswith(password_prefix):
-                update["admin_password_hash"] = job_name.removeprefix(password_prefix)
-        return status.model_copy(update=update) if update else status
-
-    # --- writes --------------------------------------------------------------------------------
-
-    async def _ensure_generated(
-        self, pulp: Obj, spec: PulpSpec, gen: desired.GeneratedSecret, owner: dict[str, Any]
-    ) -> dict[str, str]:
-        namespace = pulp["metadata"]["namespace"]
-        live = await self.kube.get(Secret, gen.name, namespace)
-        keep = gen.keep and spec.keep_data_on_delete
-        if live is None:
-            values = secretgen.generate(
-                gen.kind, name=pulp["metadata"]["name"], namespace=namespace, spec=spec
+    async def _hold(self, observed: Observed) -> Outcome:
+        """An invalid or unmanaged Pulp: say why in the status, change nothing else."""
+        if observed.spec is None:
+            message = observed.spec_error or "spec is invalid"
+            new = status.held(
+                observed.status, observed.generation, "InvalidSpec", message, status.now()
             )
-            body: Obj = {
-                "apiVersion": "v1",
-                "kind": "Secret",
-                "type": "Opaque",
-                "metadata": {
-                    "name": gen.name,
-                    "namespace": namespace,
-                    "labels": gen.labels,
-                    "annotations": {names.KEEP_ANNOTATION: "true"} if keep else {},
-                    "ownerReferences": [] if keep else [owner],
-                },
-                "stringData": values,
-            }
-            created = await self.kube.create(body)
-            if created is not None:
-                await self._event(pulp, "SecretCreated", f"generated Secret {gen.name}")
-                return values
-            live = await self.kube.get(Secret, gen.name, namespace)
-            assert live is not None
-        refs = live["metadata"].get("ownerReferences") or []
-        owned = any(r.get("uid") == owner["uid"] for r in refs)
-        if owned == keep:  # keep_data_on_delete changed: adopt or release the Secret
-            others = [r for r in refs if r.get("uid") != owner["uid"]]
-            await self.kube.patch_merge(
-                Secret,
-                gen.name,
-                namespace,
-                {"metadata": {"ownerReferences": others if keep else [*others, owner]}},
-            )
-        return secret_text(live)
+            problem = Problem("spec", "spec", "InvalidSpec", message)
+            await self._write_status(observed, new)
+            await self._announce(observed, new, Applied())
+            return Outcome(problems=[problem])
+        message = "spec.unmanaged is true: the operator changes nothing"
+        new = status.held(
+            observed.status, observed.generation, "Unmanaged", message, status.now(), "Unknown"
+        )
+        await self._write_status(observed, new)
+        return Outcome()
 
-    async def _apply_all(
+    async def _generate_secrets(self, observed: Observed) -> tuple[Observed, list[str]]:
+        """Create the generated Secrets that do not exist; never regenerate one that does.
+        Returns what was observed with them, and the ones created."""
+        spec = observed.spec
+        assert spec is not None
+        owner = owner_reference(observed.pulp)
+        created: list[str] = []
+
+        async def one(gen: desired.GeneratedSecret) -> Obj | None:
+            keep = gen.keep and spec.keep_data_on_delete
+            live = observed.live("Secret", gen.name)
+            if live is None:
+                live = await self._create_secret(observed, gen, owner, keep, created)
+            if live is not None:
+                live = await self._adopt_or_release(observed, live, gen.labels, owner, keep)
+            return live
+
+        wanted = desired.generated_secrets(observed.name, observed.namespace, spec)
+        results = await asyncio.gather(*(one(gen) for gen in wanted))
+        found = {("Secret", g.name): live for g, live in zip(wanted, results, strict=True) if live}
+        return observed.with_owned(found), created
+
+    async def _create_secret(
         self,
-        pulp: Obj,
-        spec: PulpSpec,
-        built: desired.Desired,
-        live: dict[tuple[str, str], Obj],
+        observed: Observed,
+        gen: desired.GeneratedSecret,
         owner: dict[str, Any],
-        outcome: Outcome,
-        problems: list[Problem],
-    ) -> None:
+        keep: bool,
+        created: list[str],
+    ) -> Obj | None:
+        assert observed.spec is not None
+        values = secretgen.generate(
+            gen.kind, name=observed.name, namespace=observed.namespace, spec=observed.spec
+        )
+        body: Obj = {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "type": "Opaque",
+            "metadata": {
+                "name": gen.name,
+                "namespace": observed.namespace,
+                "labels": gen.labels,
+                "annotations": {names.KEEP_ANNOTATION: "true"} if keep else {},
+                "ownerReferences": [] if keep else [owner],
+            },
+            "stringData": values,
+        }
+        result = await self.kube.create(body)
+        if result is None:
+            # It exists after all: the cache was behind, or the upstream operator (or a deleted
+            # Pulp) left it, unlabelled. Used as it is, never regenerated.
+            result = await self.kube.get(resource_class(body), gen.name, observed.namespace)
+        else:
+            created.append(f"Secret {gen.name}")
+        self._wrote(result)
+        return result
+
+    async def _adopt_or_release(
+        self,
+        observed: Observed,
+        live: Obj,
+        labels: dict[str, str],
+        owner: dict[str, Any],
+        keep: bool,
+    ) -> Obj:
+        """Our labels on a generated Secret (one the upstream operator made gets them), and an
+        ownerReference only when it goes with the Pulp (keep_data_on_delete)."""
+        patch = adopt.secret_adoption(live, labels, owner, keep)
+        if patch is None:
+            return live
+        patched = await self.kube.patch_merge(
+            resource_class(live), live["metadata"]["name"], observed.namespace, patch
+        )
+        self._wrote(patched)
+        return patched
+
+    async def _apply(
+        self, observed: Observed, built: desired.Desired, growth: storage_growth.Plan
+    ) -> Applied:
+        assert observed.spec is not None
+        owner = owner_reference(observed.pulp)
+        applied = Applied()
+        limit = asyncio.Semaphore(_CONCURRENT_APPLIES)
+        pending: dict[int, list[tuple[Obj, Obj | None]]] = {}
+        # Objects not in the cache are not labelled as ours: the upstream operator's, or not there
+        # yet. They are read by name, all at once (one round trip, not one per object).
+        unseen = [
+            obj
+            for obj in built.objects
+            if obj["kind"] != "Job" and observed.live(obj["kind"], obj["metadata"]["name"]) is None
+        ]
+
+        async def read(obj: Obj) -> Obj | None:
+            async with limit:
+                return await self.kube.get(
+                    resource_class(obj), obj["metadata"]["name"], observed.namespace
+                )
+
+        found = dict(
+            zip(
+                ((o["kind"], o["metadata"]["name"]) for o in unseen),
+                await asyncio.gather(*(read(o) for o in unseen)),
+                strict=True,
+            )
+        )
         for obj in built.objects:
             key = (obj["kind"], obj["metadata"]["name"])
-            keep = key in built.keep and spec.keep_data_on_delete
-            manifest = normalise_secret(obj)
+            keep = key in built.keep and observed.spec.keep_data_on_delete
+            current = observed.live(*key)
+            if obj["kind"] == "Job" and current is not None:
+                continue  # Jobs are immutable: one per image/password, run once
+            if current is None:
+                current = found.get(key)
+            carried = adopt.carry_immutable(_claim_template(obj, current, growth), current)
+            applied.problems.extend(carried.problems)
+            if carried.manifest is None:
+                continue
+            manifest = normalise_secret(carried.manifest)
+            decision = growth.decision(key[1]) if key[0] == "PersistentVolumeClaim" else None
+            if decision is not None:
+                manifest = storage_growth.sized(manifest, decision.size)
             manifest["metadata"] = {
                 **manifest["metadata"],
                 "ownerReferences": [] if keep else [owner],
             }
             manifest = stamped(manifest)
-            current = live.get(key)
-            if obj["kind"] == "Job" and current is not None:
-                continue  # Jobs are immutable: one per image/password, run once
-            if up_to_date(current, manifest):
+            written = self._written.get((observed.namespace, *key))
+            if up_to_date(current, manifest, written):
                 continue
-            try:
-                live[key] = await self.kube.apply(manifest)
-            except ApiError as exc:
-                what = f"{obj['kind']} {obj['metadata']['name']}"
-                message = f"{what} cannot be applied: {exc.status.message}"
-                problems.append(Problem("ApplyFailed", message))
-                await self._event(pulp, "ApplyFailed", message, warning=True)
-                continue
-            verb = "Created" if current is None else "Updated"
-            outcome.applied.append(f"{obj['kind']}/{obj['metadata']['name']}")
-            await self._event(pulp, verb, f"{verb.lower()} {obj['kind']} {obj['metadata']['name']}")
+            pending.setdefault(_LEVELS.get(obj["kind"], 0), []).append((manifest, current))
 
-    async def _prune(
-        self,
-        pulp: Obj,
-        spec: PulpSpec,
-        built: desired.Desired,
-        live: dict[tuple[str, str], Obj],
-        outcome: Outcome,
+        async def one(manifest: Obj, current: Obj | None) -> None:
+            what = f"{manifest['kind']} {manifest['metadata']['name']}"
+            async with limit:
+                try:
+                    if adopt.foreign(current, observed.name):
+                        assert current is not None
+                        ops = adopt.takeover_patch(manifest, current, owner["uid"])
+                        await self.kube.patch_json(
+                            resource_class(manifest), manifest["metadata"]["name"],
+                            observed.namespace, ops,
+                        )  # fmt: skip
+                    result = await self.kube.apply(manifest)
+                except ApiError as exc:
+                    message = f"{what} cannot be applied: {exc.status.message}"
+                    applied.problems.append(Problem(what, "apply", "ApplyFailed", message))
+                    return
+            self._wrote(result)
+            applied.results[(manifest["kind"], manifest["metadata"]["name"])] = result
+            if adopt.foreign(current, observed.name):
+                applied.adopted.append(what)
+            else:
+                (applied.updated if current is not None else applied.created).append(what)
+
+        for level in sorted(pending):
+            await asyncio.gather(*(one(m, c) for m, c in pending[level]))
+        return applied
+
+    async def _storage_growth(self, observed: Observed) -> storage_growth.Plan:
+        """The claims the spec sizes and their PVCs; and the claim template a new database
+        StatefulSet gets (the one whose PVC exists)."""
+        spec = observed.spec
+        assert spec is not None
+        ns, name = observed.namespace, observed.name
+        template = None
+        if not spec.database.external_db_secret and not spec.database.pvc:
+            candidates = [
+                names.database_claim(name, claim_template)
+                for claim_template in (None, names.LEGACY_DATABASE_VOLUME_CLAIM_TEMPLATE)
+            ]
+            sts, *claims = await asyncio.gather(
+                self._live_or_read(observed, StatefulSet, names.database(name)),
+                *(self.reader.object("PersistentVolumeClaim", ns, c) for c in candidates),
+            )
+            existing = set()
+            if sts is None:
+                existing = {c for c, claim in zip(candidates, claims, strict=True) if claim}
+            template = adopt.database_claim_template(name, sts, existing)
+        decisions = {}
+        for claim in storage_growth.claims(name, spec, template):
+            pvc = observed.claims.get(claim.name) or await self.reader.object(
+                "PersistentVolumeClaim", ns, claim.name
+            )
+            decisions[claim.name] = storage_growth.decide(claim, pvc)
+        return storage_growth.Plan(template, decisions)
+
+    async def _live_or_read(self, observed: Observed, cls: type, name: str) -> Obj | None:
+        """An owned object from the cache, else by name (not labelled as ours, or not there)."""
+        live = observed.live(cls.__name__, name)
+        if live is not None:
+            return live
+        return await self.kube.get(cls, name, observed.namespace)
+
+    async def _expand_claims(
+        self, observed: Observed, growth: storage_growth.Plan, applied: Applied
     ) -> None:
+        """Grow the claims the spec asks more of: a patch of the size alone (the API server
+        refuses it when the StorageClass does not allow expansion: a problem naming the field)."""
+        for decision in growth.expansions():
+            assert decision.target is not None
+            claim = decision.claim.name
+            try:
+                result = await self.kube.patch_merge(
+                    PersistentVolumeClaim,
+                    claim,
+                    observed.namespace,
+                    storage_growth.expansion_patch(decision.target),
+                )
+            except ApiError as exc:
+                applied.problems.append(storage_growth.refused(decision, exc.status.message or ""))
+                continue
+            self._wrote(result)
+            applied.updated.append(f"PersistentVolumeClaim {claim} (to {decision.target})")
+
+    async def _prune(self, observed: Observed, built: desired.Desired, applied: Applied) -> None:
+        assert observed.spec is not None
         wanted = {(o["kind"], o["metadata"]["name"]) for o in built.objects}
         generated = {
             g.name
-            for g in desired.generated_secrets(
-                pulp["metadata"]["name"], pulp["metadata"]["namespace"], spec
-            )
+            for g in desired.generated_secrets(observed.name, observed.namespace, observed.spec)
         }
-        for (kind, obj_name), obj in list(live.items()):
+        for (kind, obj_name), obj in observed.owned.items():
             if (kind, obj_name) in wanted or kind in _NEVER_PRUNED:
                 continue
             if kind == "Secret" and obj_name in generated:
                 continue
             if names.KEEP_ANNOTATION in (obj["metadata"].get("annotations") or {}):
                 continue
-            await self.kube.delete(resource_class(obj), obj_name, pulp["metadata"]["namespace"])
-            del live[(kind, obj_name)]
-            outcome.deleted.append(f"{kind}/{obj_name}")
-            await self._event(pulp, "Deleted", f"deleted {kind} {obj_name}: no longer wanted")
+            await self.kube.delete(resource_class(obj), obj_name, observed.namespace)
+            self._written.pop((observed.namespace, kind, obj_name), None)
+            applied.deleted.append(f"{kind} {obj_name}")
 
-    async def _write_status(self, pulp: Obj, status: PulpStatus, conds: list[Any]) -> None:
-        new = status.model_copy(update={"conditions": conds}).model_dump(
-            by_alias=True, exclude_none=True, mode="json"
-        )
-        old = pulp.get("status") or {}
-        if new == old:
+    async def _write_status(self, observed: Observed, new: PulpStatus) -> None:
+        metrics.pulp_conditions(observed.namespace, observed.name, new.conditions)
+        body = new.model_dump(by_alias=True, exclude_none=True, mode="json")
+        old = observed.pulp.get("status") or {}
+        if body == old:
             return
         # Keys the model no longer carries are cleared explicitly (merge patch semantics).
-        patch = {**dict.fromkeys(set(old) - set(new)), **new}
-        await self.kube.patch_status(
-            PulpResource, pulp["metadata"]["name"], pulp["metadata"]["namespace"], patch
+        patch = {**dict.fromkeys(set(old) - set(body)), **body}
+        result = await self.kube.patch_status(
+            PulpResource, observed.name, observed.namespace, patch
         )
+        self._wrote(result)
+
+    async def _announce(self, observed: Observed, new: PulpStatus, applied: Applied) -> None:
+        """Events for what changed: objects written, and a Ready condition that changed reason."""
+        pulp = observed.pulp
+        for reason, message, warning in upgrade.phase_events(observed.status, new):
+            await self._event(pulp, reason, message, warning=warning)
+        for reason, items in (
+            ("Created", applied.created),
+            ("Adopted", applied.adopted),
+            ("Updated", applied.updated),
+            ("Deleted", applied.deleted),
+        ):
+            if items:
+                await self._event(pulp, reason, f"{reason.lower()} {_listing(items)}")
+        for problem in applied.problems:
+            await self._event(pulp, problem.reason, problem.message, warning=True)
+        before = next((c for c in observed.status.conditions if c.type == "Ready"), None)
+        after = new.conditions[0]
+        if after.status == "True":
+            if before is None or before.status != "True":
+                await self._event(pulp, "Ready", after.message)
+            return
+        # A problem is told once per spec generation, not on every pass.
+        if before is not None and (before.status, before.reason, before.observed_generation) == (
+            after.status,
+            after.reason,
+            after.observed_generation,
+        ):
+            return
+        if after.reason not in {p.reason for p in applied.problems} and not _transient(new):
+            await self._event(pulp, after.reason, after.message, warning=True)
+
+    # --- helpers -------------------------------------------------------------------------------
+
+    def _wrote(self, obj: Obj | None) -> None:
+        if obj is None:
+            return
+        meta = obj["metadata"]
+        self._written[(meta.get("namespace", ""), obj["kind"], meta["name"])] = meta.get(
+            "resourceVersion", ""
+        )
+        if self.on_write is not None:
+            self.on_write(obj)
 
     async def _event(self, pulp: Obj, reason: str, message: str, warning: bool = False) -> None:
         log.log(
@@ -368,23 +455,58 @@ class Reconciler:
         await self.kube.event(pulp, reason=reason, message=message, warning=warning)
 
 
-def _condition_for(ref: Reference) -> str:
-    field = ref.field
-    if "database" in field:
-        return "DatabaseReady"
-    if "cache" in field:
-        return "CacheReady"
-    if "storage" in field or field == "spec.pvc":
-        return "StorageReady"
-    return "Ready"
+def _takeover_spec(observed: Observed) -> Observed:
+    """The upstream operator writes the names of the Secrets it generates into the spec; such a
+    Secret (its labels say an operator generated it for this Pulp) is taken as a generated one:
+    kept on delete, never regenerated, labelled as ours."""
+    spec = observed.spec
+    assert spec is not None
+    named = adopt.defaulted_secret_fields(observed.name, spec)
+    if not named:
+        return observed
+    labels = {
+        field_name: (observed.referenced.get(("Secret", secret)) or {})
+        .get("metadata", {})
+        .get("labels")
+        or {}
+        for field_name, secret in named.items()
+    }
+    return replace(observed, spec=adopt.generated_secret_spec(observed.name, spec, labels))
 
 
-def _missing(ref: Reference, namespace: str) -> Problem:
-    return Problem(
-        f"{ref.kind}NotFound",
-        f"{ref.describe()} not found in namespace {namespace}",
-        _condition_for(ref),
-    )
+def _claim_template(obj: Obj, current: Obj | None, growth: storage_growth.Plan) -> Obj:
+    """A new database StatefulSet takes the claim template whose PVC exists already."""
+    if obj["kind"] == "StatefulSet" and current is None and growth.database_template:
+        return adopt.rename_claim_template(obj, growth.database_template)
+    return obj
 
 
-__all__ = ["Outcome", "Reconciler"]
+def _requeue_after(problems: Sequence[Problem], after: Observed) -> float | None:
+    """When to look again without an event: failed writes are retried; a claim still Pending
+    may be explained by new Events, which are not watched. Everything else that can change is
+    watched and comes back as an event."""
+    if any(p.kind == "apply" for p in problems):
+        return 30.0
+    pending = [
+        n
+        for n, c in after.claims.items()
+        if (c.get("status") or {}).get("phase", "Pending") == "Pending"
+    ]
+    if any(n not in after.claim_waits for n in pending):
+        return 5.0  # claims new in this pass: soon, for the first word of their provisioner
+    if pending:
+        return 60.0
+    return None
+
+
+def _transient(new: PulpStatus) -> bool:
+    """Ready is False only because something is still on its way (no Degraded)."""
+    degraded = next((c for c in new.conditions if c.type == "Degraded"), None)
+    return degraded is not None and degraded.status == "False"
+
+
+def _listing(items: Sequence[str]) -> str:
+    return ", ".join(items)
+
+
+__all__ = ["Outcome", "Reconciler", "owner_reference"]

@@ -17,9 +17,10 @@ import yaml
 from pydantic import ValidationError
 
 from . import desired, secretgen
-from .api.crd import API_VERSION
-from .api.pulp import PulpSpec, unsupported_fields
-from .desired.inputs import ClusterFacts, Inputs, Manifest
+from .api.crd import API_VERSION, name_problem
+from .api.pulp import PulpSpec
+from .api.validation import describe_validation_error
+from .desired.inputs import Claim, ClusterFacts, Inputs, Manifest
 from .desired.references import placeholder, references
 
 REDACTED = "<redacted: use --show-secrets>"
@@ -49,21 +50,13 @@ def load_documents(text: str, source: str) -> list[dict[str, Any]]:
     return docs
 
 
-def describe_validation_error(error: ValidationError, prefix: str) -> str:
-    """One line naming the first invalid field."""
-    first = error.errors()[0]
-    loc = ".".join(str(p) for p in first["loc"])
-    message = first["msg"].removeprefix("Value error, ")
-    where = f"{prefix}.{loc}" if loc else prefix
-    more = len(error.errors()) - 1
-    suffix = f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""
-    return f"{where}: {message}{suffix}"
-
-
 def parse_pulp(doc: dict[str, Any]) -> PulpSpec:
     name = (doc.get("metadata") or {}).get("name")
     if not name:
         raise InputError("Pulp: metadata.name is required")
+    problem = name_problem(str(name))
+    if problem:
+        raise InputError(f"Pulp {name}: {problem}")
     try:
         return PulpSpec.model_validate(doc.get("spec") or {})
     except ValidationError as exc:
@@ -103,14 +96,11 @@ def render(
         meta = doc.get("metadata") or {}
         ns = namespace or meta.get("namespace") or "default"
         spec = parse_pulp(doc)
-        result.warnings.extend(
-            f"Pulp {meta['name']}: {field} is not supported by this operator and is ignored"
-            for field in unsupported_fields(spec)
-        )
-        result.objects.extend(_render_one(meta["name"], ns, spec, docs, show_secrets, result))
+        objects = _render_one(meta["name"], ns, spec, docs, show_secrets, result)
         if not (namespace or meta.get("namespace")):
-            for obj in result.objects:
+            for obj in objects:  # this Pulp's objects only: earlier Pulps keep theirs
                 obj["metadata"].pop("namespace", None)
+        result.objects.extend(objects)
     return result
 
 
@@ -131,26 +121,29 @@ def _render_one(
         }
 
     secrets, config_maps = held("Secret"), held("ConfigMap")
+    claims = {claim: Claim() for claim in held("PersistentVolumeClaim")}
     for ref in references(spec):
-        pool = {"Secret": secrets, "ConfigMap": config_maps}.get(ref.kind)
-        if pool is None or ref.name not in pool:
+        pool: dict[str, Any] = {"Secret": secrets, "ConfigMap": config_maps}.get(ref.kind, claims)
+        if ref.name not in pool:
             result.warnings.append(f"{ref.describe()} is not in the file; assuming it exists")
-            if pool is not None:
-                pool[ref.name] = placeholder(ref)
+            pool[ref.name] = Claim() if pool is claims else placeholder(ref)
 
     generated: list[Manifest] = []
     for gen in desired.generated_secrets(name, namespace, spec):
         if gen.name in secrets:
             continue
         values = secretgen.generate(gen.kind, name=name, namespace=namespace, spec=spec)
+        if not show_secrets:
+            # The same stand-in on every run: what is derived from the values (the config hash
+            # in the pod templates, the admin password Job's name) stays the same too.
+            values = dict.fromkeys(values, REDACTED)
         secrets[gen.name] = values
-        shown = values if show_secrets else dict.fromkeys(values, REDACTED)
         generated.append(
             {
                 "apiVersion": "v1",
                 "kind": "Secret",
                 "metadata": {"name": gen.name, "namespace": namespace, "labels": gen.labels},
-                "stringData": shown,
+                "stringData": values,
             }
         )
     routes = spec.ingress_kind == "route"
@@ -163,6 +156,7 @@ def _render_one(
             spec=spec,
             secrets=secrets,
             config_maps=config_maps,
+            claims=claims,
             cluster=ClusterFacts(has_routes=routes),
         )
     )

@@ -2,7 +2,10 @@
 
 Events of a Pulp and of all its children end up as one key; adding a key that is already waiting is
 a no-op, a key added while it is being processed runs once more afterwards, and a key is never
-processed by two workers at once. Failures come back with exponential backoff and jitter.
+processed by two workers at once. Failures come back with exponential backoff and jitter; a
+failure the handler's `transient` predicate accepts (the API server away or overloaded) comes back
+after at most `transient_max_delay`, so that the keys of an outage do not sit out minutes of backoff
+once the API server is back.
 """
 
 from __future__ import annotations
@@ -14,20 +17,11 @@ import time
 from collections.abc import Awaitable, Callable, Hashable
 from typing import Generic, TypeVar
 
-from prometheus_client import Counter, Gauge, Histogram
+from . import metrics
 
 log = logging.getLogger(__name__)
 
 K = TypeVar("K", bound=Hashable)
-
-RECONCILES = Counter("pulp_operator_reconciles", "Reconcile passes by result", ["result"])
-DURATION = Histogram(
-    "pulp_operator_reconcile_duration_seconds",
-    "Duration of one reconcile pass",
-    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
-)
-DEPTH = Gauge("pulp_operator_queue_depth", "Keys waiting to be reconciled")
-OLDEST = Gauge("pulp_operator_queue_oldest_seconds", "Age of the oldest waiting key")
 
 # A handler returns the delay after which the key should be processed again, or None.
 Handler = Callable[[K], Awaitable[float | None]]
@@ -41,11 +35,15 @@ class WorkQueue(Generic[K]):
         workers: int = 4,
         base_delay: float = 0.5,
         max_delay: float = 300.0,
+        transient: Callable[[BaseException], bool] = lambda _: False,
+        transient_max_delay: float = 8.0,
     ) -> None:
         self._handler = handler
         self._workers = workers
         self._base_delay = base_delay
         self._max_delay = max_delay
+        self._transient = transient
+        self._transient_max_delay = transient_max_delay
         self._queue: asyncio.Queue[K] = asyncio.Queue()
         self._waiting: dict[K, float] = {}
         self._processing: set[K] = set()
@@ -54,6 +52,9 @@ class WorkQueue(Generic[K]):
         self._timers: dict[K, asyncio.TimerHandle] = {}
         self._idle = asyncio.Event()
         self._idle.set()
+        self.processed = 0
+        """Keys processed so far (passes run)."""
+        metrics.track_queue(lambda: len(self._waiting), self.oldest_wait)
 
     def add(self, key: K, delay: float = 0.0) -> None:
         if delay > 0:
@@ -73,7 +74,6 @@ class WorkQueue(Generic[K]):
         self._waiting[key] = time.monotonic()
         self._idle.clear()
         self._queue.put_nowait(key)
-        DEPTH.set(len(self._waiting))
 
     def _fire(self, key: K) -> None:
         self._timers.pop(key, None)
@@ -92,13 +92,12 @@ class WorkQueue(Generic[K]):
     async def _worker(self) -> None:
         while True:
             key = await self._queue.get()
-            self._waiting.pop(key, None)
+            metrics.dequeued(time.monotonic() - self._waiting.pop(key, time.monotonic()))
             self._processing.add(key)
-            DEPTH.set(len(self._waiting))
-            OLDEST.set(self.oldest_wait())
             try:
                 await self._process(key)
             finally:
+                self.processed += 1
                 self._processing.discard(key)
                 if key in self._again:
                     self._again.discard(key)
@@ -112,20 +111,26 @@ class WorkQueue(Generic[K]):
             delay = await self._handler(key)
         except asyncio.CancelledError:
             raise
-        except Exception:
+        except Exception as exc:
             failures = self._failures.get(key, 0) + 1
             self._failures[key] = failures
-            backoff = min(self._max_delay, self._base_delay * 2 ** (failures - 1))
+            transient = self._transient(exc)
+            limit = self._transient_max_delay if transient else self._max_delay
+            backoff = min(limit, self._base_delay * 2 ** (failures - 1))
             backoff *= random.uniform(0.8, 1.2)
-            log.exception(
-                "reconcile of %s failed (attempt %d); retry in %.1fs", key, failures, backoff
-            )
-            RECONCILES.labels(result="error").inc()
+            if not transient:
+                log.exception(
+                    "reconcile of %s failed (attempt %d); retry in %.1fs", key, failures, backoff
+                )
+            elif failures == 1 or failures % 20 == 0:  # one line, not one per retry of an outage
+                log.warning(
+                    "reconcile of %s failed (attempt %d), the API server is away or busy: %s:"
+                    " %s; retry in %.1fs", key, failures, type(exc).__name__, exc, backoff
+                )  # fmt: skip
+            metrics.reconciled(False, time.monotonic() - started)
             self.add(key, backoff)
             return
-        finally:
-            DURATION.observe(time.monotonic() - started)
+        metrics.reconciled(True, time.monotonic() - started)
         self._failures.pop(key, None)
-        RECONCILES.labels(result="ok").inc()
         if delay is not None:
             self.add(key, delay)

@@ -6,12 +6,18 @@ import os
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from lightkube import Client
 from lightkube.resources.core_v1 import ConfigMap, ServiceAccount
 
 from pulp_operator.kube import PulpResource
+
+from ..support import as_dict as as_dict
+
+#: Figures the tests measure (durations, sizes, counts), printed at the end of the session
+#: (conftest.pytest_terminal_summary) so that every run's output carries them.
+FIGURES: dict[str, Any] = {}
 
 IMAGES = Path(os.environ.get("PULP_OPERATOR_IMAGES", Path.home() / ".cache/pulp-operator/images"))
 PULP_TAG = "3.123.1"
@@ -39,10 +45,19 @@ def wait(what: str, ok: Callable[[], Any], timeout: float = 300.0, every: float 
 
 
 def pulp_manifests(
-    name: str, namespace: str, nodeport: int, tag: str = PULP_TAG, settings: bool = True
+    name: str,
+    namespace: str,
+    nodeport: int,
+    tag: str = PULP_TAG,
+    settings: bool = True,
+    *,
+    origin_host: str = "127.0.0.1",
+    spec_update: dict[str, Any] | None = None,
 ) -> list[dict[str, Any]]:
     """A small Pulp: managed PostgreSQL and Redis, PVC storage, pulp-web on a NodePort, and
-    (with `settings`) a custom settings ConfigMap making CONTENT_ORIGIN the host's address."""
+    (with `settings`) a custom settings ConfigMap making CONTENT_ORIGIN the NodePort on
+    `origin_host` (the node's address when pods must reach it too: the container token server
+    follows CONTENT_ORIGIN). `spec_update` adds or replaces spec fields."""
     spec: dict[str, Any] = {
         "image_version": tag,
         "image_web_version": tag,
@@ -56,6 +71,7 @@ def pulp_manifests(
         "api": {"gunicorn_workers": 1},
         "content": {"gunicorn_workers": 1},
         "web": {"replicas": 1},
+        **(spec_update or {}),
     }
     docs: list[dict[str, Any]] = []
     if settings:
@@ -66,7 +82,7 @@ def pulp_manifests(
                 "kind": "ConfigMap",
                 "metadata": {"name": f"{name}-settings", "namespace": namespace},
                 "data": {
-                    "content_origin": f'"http://127.0.0.1:{nodeport}"',
+                    "content_origin": f'"http://{origin_host}:{nodeport}"',
                     "analytics": "False",
                 },
             }
@@ -82,14 +98,16 @@ def pulp_manifests(
     return docs
 
 
-def deploy_pulp(client: Client, name: str, namespace: str, nodeport: int) -> None:
-    """Create the Pulp of `pulp_manifests` once the namespace can run pods."""
+def deploy_pulp(client: Client, name: str, namespace: str, nodeport: int, **options: Any) -> None:
+    """Create the Pulp of `pulp_manifests` (with `options`) once the namespace can run pods."""
     wait(
         f"default ServiceAccount in {namespace}",
         lambda: client.get(ServiceAccount, "default", namespace=namespace),
         60,
         0.5,
     )
-    for doc in pulp_manifests(name, namespace, nodeport):
-        cls = PulpResource if doc["kind"] == "Pulp" else ConfigMap
-        client.create(cls.from_dict(doc))  # type: ignore[attr-defined]
+    for doc in pulp_manifests(name, namespace, nodeport, **options):
+        if doc["kind"] == "Pulp":
+            client.create(PulpResource.from_dict(doc))
+        else:
+            client.create(cast(ConfigMap, ConfigMap.from_dict(doc)))

@@ -1,4 +1,4 @@
-"""End-to-end checks of the real single node (src/pulp_operator/devcluster/node.py).
+"""End-to-end checks of the real single node (devcluster/src/pulp_devcluster/node/).
 
 A control plane of tier ``cluster`` without fake nodes (``nodes=0``: kwok runs but manages
 nothing, so the scheduler can only pick the real node) plus :class:`Node` with the busybox test
@@ -26,14 +26,22 @@ from typing import Any
 import pytest
 from lightkube import Client, codecs
 from lightkube.core.exceptions import ApiError
+from lightkube.models.core_v1 import PersistentVolumeClaimStatus
 from lightkube.models.meta_v1 import ObjectMeta
 from lightkube.resources.apps_v1 import Deployment
-from lightkube.resources.core_v1 import Namespace, Pod, Service, ServiceAccount
+from lightkube.resources.core_v1 import (
+    Namespace,
+    PersistentVolume,
+    PersistentVolumeClaim,
+    Pod,
+    Service,
+    ServiceAccount,
+)
 from lightkube.resources.core_v1 import Node as NodeResource
 from lightkube.resources.discovery_v1 import EndpointSlice
 
-from pulp_operator.devcluster import ClusterInfo, ControlPlane, DevClusterError, make_client
-from pulp_operator.devcluster.node import (
+from pulp_devcluster import ClusterInfo, ControlPlane, DevClusterError, make_client
+from pulp_devcluster.node import (
     TEST_IMAGE,
     Node,
     NodeInfo,
@@ -42,12 +50,14 @@ from pulp_operator.devcluster.node import (
     check_node_prerequisites,
     cleanup_stale,
     leftovers,
+    lock_holder_env,
     read_sysctl,
 )
 
 pytestmark = pytest.mark.e2e
 
 PAGE = "hello from the pulp e2e busybox image"
+_NO_STATUS = PersistentVolumeClaimStatus()
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -401,6 +411,85 @@ def test_persistent_volume_claim_is_provisioned(
     assert [f.read_text().strip() for f in files] == [token]
 
 
+def test_persistent_volume_claim_grows(
+    client: Client, namespace: str, e2e_node: NodeInfo, e2e_cluster: ClusterInfo
+) -> None:
+    """The provisioner expands its volumes: a bound claim asking for more gets it, as
+    `kubectl get pvc` shows; the volume keeps its data; shrinking is refused."""
+    client.create(
+        codecs.from_dict(
+            {
+                "apiVersion": "v1",
+                "kind": "PersistentVolumeClaim",
+                "metadata": {"name": "grow", "namespace": namespace},
+                "spec": {
+                    "accessModes": ["ReadWriteOnce"],
+                    "resources": {"requests": {"storage": "1Gi"}},
+                },
+            }
+        )
+    )
+
+    def claim() -> PersistentVolumeClaim:
+        return client.get(PersistentVolumeClaim, "grow", namespace=namespace)
+
+    _wait("claim grow to be Bound", lambda: (claim().status or _NO_STATUS).phase == "Bound")
+    bound = claim()
+    assert bound.spec is not None
+    assert bound.spec.volumeName
+    assert bound.status is not None
+    assert (bound.status.capacity or {})["storage"] == "1Gi"
+    pv_name = bound.spec.volumeName
+    pv = client.get(PersistentVolume, pv_name)
+    assert pv.spec is not None
+    assert pv.spec.hostPath is not None
+    host_dir = Path(pv.spec.hostPath.path)
+    (host_dir / "kept").write_text("data")
+
+    client.patch(
+        PersistentVolumeClaim,
+        "grow",
+        {"spec": {"resources": {"requests": {"storage": "3Gi"}}}},
+        namespace=namespace,
+    )
+    _wait(
+        "claim grow to have 3Gi",
+        lambda: ((claim().status or _NO_STATUS).capacity or {}).get("storage") == "3Gi",
+        timeout=60,
+    )
+    grown = claim()
+    assert grown.status is not None
+    assert [c.type for c in grown.status.conditions or []] == []
+    assert "storage" not in (grown.status.allocatedResourceStatuses or {})
+    assert (grown.status.allocatedResources or {}).get("storage") == "3Gi"
+    pv = client.get(PersistentVolume, pv_name)
+    assert pv.spec is not None
+    assert pv.spec.capacity == {"storage": "3Gi"}
+    assert pv.spec.hostPath is not None
+    assert Path(pv.spec.hostPath.path) == host_dir
+    assert (host_dir / "kept").read_text() == "data"
+
+    table = subprocess.run(
+        [str(e2e_cluster.testbin / "kubectl"), "get", "pvc", "grow", "-n", namespace],
+        env=e2e_cluster.env(),
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.splitlines()
+    header, row = table[0].split(), table[1].split()
+    assert row[header.index("CAPACITY")] == "3Gi"
+
+    with pytest.raises(ApiError) as refused:
+        client.patch(
+            PersistentVolumeClaim,
+            "grow",
+            {"spec": {"resources": {"requests": {"storage": "2Gi"}}}},
+            namespace=namespace,
+        )
+    assert refused.value.status.code == 422
+    assert "spec.resources.requests.storage" in str(refused.value.status.message)
+
+
 def test_memory_of_node_processes(e2e_node_obj: Node) -> None:
     memory = e2e_node_obj.memory()
     print("\nRSS MiB:", {k: round(v / 2**20) for k, v in memory.items()})
@@ -442,12 +531,13 @@ def test_stop_leaves_nothing_behind(e2e_node_obj: Node, client: Client) -> None:
 def test_cleanup_stale_after_a_crash(e2e_cluster: ClusterInfo, tmp_path: Path) -> None:
     """A node whose owner was SIGKILLed (containers survive in their shims) is cleaned up."""
     state_dir = tmp_path / "crashed"
-    env = dict(os.environ, PYTHONPATH=str(REPO_ROOT / "src"))
+    # the node runs under this session's node lock: no other node can start after the crash
+    env = dict(os.environ, PYTHONPATH=str(REPO_ROOT / "src"), **lock_holder_env())
     proc = subprocess.Popen(
         [
             sys.executable,
             "-m",
-            "pulp_operator.devcluster.node",
+            "pulp_devcluster.node",
             "up",
             "--state-dir",
             str(state_dir),

@@ -1,8 +1,8 @@
 """A real Pulp on a real node, driven with pulp-cli through the operator-created endpoint.
 
-Control plane (tier ``cluster`` without fake nodes) + a real node (kubelet, containerd, runc,
-kube-proxy, CoreDNS) with the locally built images of hack/images/build.sh, the operator running
-as a process, and one Pulp CR: managed PostgreSQL and Redis, PVC file storage, pulp-web behind a
+The shared real node (tests/e2e/conftest.py: kubelet, containerd, runc, kube-proxy, CoreDNS) with
+the locally built images of hack/images/build.sh, the operator running as a process, and one Pulp
+CR: managed PostgreSQL and Redis, PVC file storage, pulp-web behind a
 NodePort. The tests run in order on the same Pulp.
 """
 
@@ -26,17 +26,17 @@ from typing import Any
 
 import pytest
 from lightkube import Client
-from lightkube.models.meta_v1 import ObjectMeta
 from lightkube.resources.apps_v1 import Deployment
-from lightkube.resources.core_v1 import ConfigMap, Namespace, Pod, Secret
+from lightkube.resources.core_v1 import ConfigMap, Pod, Secret
 from lightkube.types import PatchType
 
+from pulp_devcluster import ClusterInfo
+from pulp_devcluster.node import NodeInfo
 from pulp_operator import names
-from pulp_operator.devcluster import ClusterInfo, ControlPlane, install_crds, make_client
-from pulp_operator.devcluster.node import Node, NodeInfo, check_node_prerequisites
 from pulp_operator.kube import PulpResource
 
-from .common import IMAGES, PULP_ARCHIVES, PULP_TAG, deploy_pulp, pulp_manifests, wait
+from .common import IMAGES, PULP_TAG, as_dict, deploy_pulp, pulp_manifests, wait
+from .conftest import RealNode
 
 pytestmark = pytest.mark.e2e
 
@@ -58,7 +58,6 @@ class PulpEnv:
     base_url: str
     password: str
     home: Path
-    operator: subprocess.Popen[bytes]
 
     def pulp(self, *args: str) -> Any:
         """Run pulp-cli; JSON output parsed."""
@@ -90,7 +89,7 @@ class PulpEnv:
             return data
 
     def pulp_cr(self) -> dict[str, Any]:
-        return self.client.get(PulpResource, NAME, namespace=NAMESPACE).to_dict()  # type: ignore[no-any-return]
+        return as_dict(self.client.get(PulpResource, NAME, namespace=NAMESPACE))
 
     def ready(self) -> bool:
         for cond in (self.pulp_cr().get("status") or {}).get("conditions") or []:
@@ -105,66 +104,26 @@ class PulpEnv:
 
 
 @pytest.fixture(scope="module")
-def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PulpEnv]:
-    check_node_prerequisites()
-    archives = [IMAGES / name for name in PULP_ARCHIVES]
-    archives += [IMAGES / name for name in OLD_IMAGES if (IMAGES / name).is_file()]
-    missing = [str(a) for a in archives if not a.is_file()]
-    if missing:
-        pytest.fail(f"images missing: {missing}; run `hack/images/build.sh`", pytrace=False)
+def env(real_node: RealNode, tmp_path_factory: pytest.TempPathFactory) -> Iterator[PulpEnv]:
     started = time.monotonic()
-    plane = ControlPlane(tier="cluster", nodes=0, state_dir=tmp_path_factory.mktemp("pulp-cp"))
-    info = plane.start()
-    node = Node(
-        info,
-        state_dir=tmp_path_factory.mktemp("pulp-node"),
-        images=archives,
-        containerd_root=Path.home() / ".cache/pulp-operator/e2e-containerd",
-    )
-    operator: subprocess.Popen[bytes] | None = None
-    client = make_client(info.kubeconfig, "pulp-operator-e2e")
+    client = real_node.client
     home = tmp_path_factory.mktemp("pulp-cli-home")
+    real_node.namespace(NAMESPACE)
+    real_node.namespace(OLD_NAMESPACE)
     try:
-        node_info = node.start()
-        install_crds(info.kubeconfig, REPO / "config" / "crd")
-        client.create(Namespace(metadata=ObjectMeta(name=NAMESPACE)))
-        client.create(Namespace(metadata=ObjectMeta(name=OLD_NAMESPACE)))
-        log = (home / "operator.log").open("wb")
-        operator = subprocess.Popen(
-            [
-                str(REPO / ".venv/bin/pulp-operator"),
-                "run",
-                "--namespace",
-                NAMESPACE,
-                "--namespace",
-                OLD_NAMESPACE,
-                "--health-address",
-                "http://127.0.0.1:0/healthz",
-                "--metrics-port",
-                "0",
-            ],
-            env=info.env(),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        deploy_pulp(client, NAME, NAMESPACE, NODEPORT)
-        env = PulpEnv(info, node_info, client, f"http://127.0.0.1:{NODEPORT}", "", home, operator)
-        wait("Pulp Ready=True", env.ready, timeout=900, every=3)
-        secret = client.get(Secret, names.admin_password(NAME), namespace=NAMESPACE)
-        assert secret.data is not None
-        env.password = base64.b64decode(secret.data["password"]).decode()
-        print(f"\nPulp ready {time.monotonic() - started:.0f}s after the start of the fixture")
-        yield env
+        with real_node.operator([NAMESPACE, OLD_NAMESPACE], log_name="test_pulp"):
+            deploy_pulp(client, NAME, NAMESPACE, NODEPORT)
+            env = PulpEnv(
+                real_node.cluster, real_node.node, client, f"http://127.0.0.1:{NODEPORT}", "", home
+            )
+            wait("Pulp Ready=True", env.ready, timeout=900, every=3)
+            secret = client.get(Secret, names.admin_password(NAME), namespace=NAMESPACE)
+            assert secret.data is not None
+            env.password = base64.b64decode(secret.data["password"]).decode()
+            print(f"\nPulp ready {time.monotonic() - started:.0f}s after the start of the fixture")
+            yield env
     finally:
-        if operator is not None:
-            operator.terminate()
-            try:
-                operator.wait(30)
-            except subprocess.TimeoutExpired:
-                operator.kill()
-        client.close()
-        node.stop()
-        plane.stop()
+        real_node.delete_namespaces(NAMESPACE, OLD_NAMESPACE)
 
 
 def test_status_lists_online_components(env: PulpEnv) -> None:
@@ -302,16 +261,22 @@ def test_settings_change_rolls_the_pods(env: PulpEnv) -> None:
 
 
 def test_api_pod_and_deployment_come_back(env: PulpEnv) -> None:
-    selector = names.selector(NAME, "api")
+    selector: dict[str, Any] = dict(names.selector(NAME, "api"))
     pods = list(env.client.list(Pod, namespace=NAMESPACE, labels=selector))
     assert pods
-    old = {p.metadata.name for p in pods}
+    old = {p.metadata.name for p in pods if p.metadata}
     for pod in pods:
+        assert pod.metadata is not None
+        assert pod.metadata.name
         env.client.delete(Pod, pod.metadata.name, namespace=NAMESPACE)
     wait(
         "a new api pod serving",
         lambda: (
-            {p.metadata.name for p in env.client.list(Pod, namespace=NAMESPACE, labels=selector)}
+            {
+                p.metadata.name
+                for p in env.client.list(Pod, namespace=NAMESPACE, labels=selector)
+                if p.metadata
+            }
             - old
             and env.status()["database_connection"]["connected"]
         ),
@@ -331,16 +296,17 @@ def test_api_pod_and_deployment_come_back(env: PulpEnv) -> None:
 def test_old_release_runs_the_resource_manager(env: PulpEnv) -> None:
     """pulpcore 3.13 (Python 3.9 image): four services, the resource manager among them."""
     if not all((IMAGES / name).is_file() for name in OLD_IMAGES):
-        pytest.skip(
-            f"no pulpcore {OLD_TAG} image: run `hack/images/build.sh --pulp-tag {OLD_TAG}"
-            " pulp-minimal pulp-web` (needs Debian bullseye's Python 3.9)"
+        pytest.fail(
+            f"no pulpcore {OLD_TAG} image: run `make images` (hack/images/build.sh --pulp-tag"
+            f" {OLD_TAG} pulp-minimal pulp-web; needs Debian bullseye's Python 3.9)",
+            pytrace=False,
         )
     name = "old"
     (pulp,) = pulp_manifests(name, OLD_NAMESPACE, OLD_NODEPORT, tag=OLD_TAG, settings=False)
-    env.client.create(PulpResource.from_dict(pulp))  # type: ignore[attr-defined]
+    env.client.create(PulpResource.from_dict(pulp))
 
     def ready() -> bool:
-        pulp = env.client.get(PulpResource, name, namespace=OLD_NAMESPACE).to_dict()
+        pulp = as_dict(env.client.get(PulpResource, name, namespace=OLD_NAMESPACE))
         conds = (pulp.get("status") or {}).get("conditions") or []
         return any(c["type"] == "Ready" and c["status"] == "True" for c in conds)
 

@@ -2,44 +2,33 @@
 
 from __future__ import annotations
 
+import asyncio
 import copy
-import glob
+import time
 import zlib
-from pathlib import Path
+from collections.abc import Awaitable, Callable
 from typing import Any
 
-import yaml
 from lightkube.core.exceptions import ApiError
 from lightkube.models.core_v1 import HostPathVolumeSource, PersistentVolumeSpec
 from lightkube.models.meta_v1 import ObjectMeta
-from lightkube.resources.core_v1 import PersistentVolume
+from lightkube.resources.core_v1 import PersistentVolume, Service
 from lightkube.types import PatchType
 
-from pulp_operator.api.crd import API_VERSION
+from pulp_devcluster import ClusterInfo
 from pulp_operator.api.pulp import PulpSpec
 from pulp_operator.desired.references import placeholder, references
-from pulp_operator.devcluster import ClusterInfo
 from pulp_operator.kube import Kube, PulpResource, resource_class
 
-SAMPLES = Path(__file__).resolve().parents[3] / "shared" / "upstream-samples"
-INVALID_AS_WRITTEN = {"pulp-with-hpa.yaml"}
+from ..samples import SAMPLES as SAMPLES
+from ..samples import load_sample as load_sample
+from ..samples import pulp_sample_files
 
+#: The samples' location and loaders live in tests/samples.py (defined once for all tiers).
+sample_files = pulp_sample_files
 
-def sample_files() -> list[str]:
-    """Upstream sample files holding a valid v1 Pulp."""
-    out = []
-    for path in sorted(glob.glob(str(SAMPLES / "*.yaml"))):
-        name = Path(path).name
-        docs = [d for d in yaml.safe_load_all(Path(path).read_text()) if d]
-        if name not in INVALID_AS_WRITTEN and any(
-            d.get("kind") == "Pulp" and d.get("apiVersion") == API_VERSION for d in docs
-        ):
-            out.append(name)
-    return out
-
-
-def load_sample(name: str) -> list[dict[str, Any]]:
-    return [d for d in yaml.safe_load_all((SAMPLES / name).read_text()) if d]
+#: The size of the API server's default NodePort range (30000-32767).
+NODE_PORTS = 2768
 
 
 def kube_for(info: ClusterInfo) -> Kube:
@@ -51,10 +40,12 @@ async def create_all(
 ) -> list[str]:
     """Create the Secrets, ConfigMaps and Pulps of `docs` in `namespace`; returns Pulp names.
 
-    NodePorts are cluster-wide, so a Pulp's nodeport_port is moved to a port derived from the
-    namespace. With `stand_ins`, Secrets/ConfigMaps a Pulp names but `docs` lacks are created with
-    placeholder data, as `pulp-operator render` assumes them."""
+    NodePorts are cluster-wide and namespaces are never emptied on this tier (no namespace
+    controller), so a Pulp's nodeport_port is moved to a port no Service holds yet. With
+    `stand_ins`, Secrets/ConfigMaps a Pulp names but `docs` lacks are created with placeholder
+    data, as `pulp-operator render` assumes them."""
     pulps = []
+    chosen: set[int] = set()
     held = {(d["kind"], d["metadata"]["name"]) for d in docs if d.get("kind")}
     extra: list[dict[str, Any]] = []
     for doc in docs:
@@ -66,7 +57,8 @@ async def create_all(
             pulps.append(body["metadata"]["name"])
             spec = body.setdefault("spec", {})
             if "nodeport_port" in spec:
-                spec["nodeport_port"] = 30000 + zlib.crc32(namespace.encode()) % 2700
+                spec["nodeport_port"] = await free_node_port(kube, namespace, chosen)
+                chosen.add(spec["nodeport_port"])
             if stand_ins:
                 for ref in references(PulpSpec.model_validate(spec)):
                     if ref.kind in ("Secret", "ConfigMap") and (ref.kind, ref.name) not in held:
@@ -85,6 +77,37 @@ async def create_all(
     for body in sorted(extra, key=lambda b: b["kind"] == "Pulp"):
         await kube.client.create(resource_class(body).from_dict(body))  # type: ignore[attr-defined]
     return pulps
+
+
+async def free_node_port(kube: Kube, namespace: str, chosen: set[int]) -> int:
+    """A NodePort no Service of the cluster holds and not in `chosen`, starting from one derived
+    from `namespace`."""
+    taken = chosen | {
+        port.nodePort
+        async for svc in kube.client.list(Service, namespace="*")
+        for port in (svc.spec.ports if svc.spec else None) or []
+        if port.nodePort
+    }
+    start = zlib.crc32(namespace.encode()) % NODE_PORTS
+    for step in range(NODE_PORTS):
+        port = 30000 + (start + step) % NODE_PORTS
+        if port not in taken:
+            return port
+    raise RuntimeError("every NodePort of the range is taken")
+
+
+async def eventually(
+    check: Callable[[], Awaitable[Any]], within: float = 30.0, what: str = "condition"
+) -> Any:
+    """Poll the coroutine function `check` until it returns something true; returns it."""
+    deadline = time.monotonic() + within
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = await check()
+        if last:
+            return last
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"{what} not reached within {within}s (last: {last!r})")
 
 
 async def get_pulp(kube: Kube, namespace: str, name: str) -> dict[str, Any]:
@@ -110,7 +133,7 @@ async def rejected(kube: Kube, namespace: str, body: dict[str, Any]) -> str:
     """Create `body` expecting the API server to refuse it; returns its message."""
     body = {**body, "metadata": {**body["metadata"], "namespace": namespace}}
     try:
-        await kube.client.create(PulpResource.from_dict(body))  # type: ignore[attr-defined]
+        await kube.client.create(PulpResource.from_dict(body))
     except ApiError as exc:
         return str(exc.status.message)
     raise AssertionError("the API server accepted an invalid Pulp")

@@ -11,7 +11,7 @@ import urllib.request
 
 import pytest
 
-from pulp_operator.devcluster import ClusterInfo
+from pulp_devcluster import ClusterInfo
 
 pytestmark = pytest.mark.apiserver
 

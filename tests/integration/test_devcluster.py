@@ -28,15 +28,19 @@ from lightkube.resources.apps_v1 import Deployment
 from lightkube.resources.batch_v1 import Job
 from lightkube.resources.core_v1 import ConfigMap, Namespace, Node, Pod
 
-from pulp_operator.devcluster import (
+from pulp_devcluster import (
+    AuditLog,
     ClusterInfo,
     ControlPlane,
+    DevClusterError,
     MissingBinaryError,
     cleanup_stale_runs,
     install_crds,
     make_client,
 )
-from pulp_operator.devcluster.controlplane import pid_alive, port_is_free, proc_start_time
+from pulp_devcluster.controlplane import pid_alive, port_is_free, proc_start_time
+
+from ..support import AUDITED_USER
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 T = TypeVar("T")
@@ -70,6 +74,70 @@ def _pod_template(app: str, restart_policy: str = "Always") -> PodTemplateSpec:
 # ------------------------------------------------------------------------------------------
 # apiserver tier
 # ------------------------------------------------------------------------------------------
+
+
+def test_audit_log_counts_the_requests_of_one_user(
+    apiserver: ClusterInfo, api_audit: AuditLog, api_namespace: str
+) -> None:
+    """Every request of a process (here: a client of the audited user) between two marks, each
+    once, complete right after the requests; other users' requests and the marks apart."""
+    ns = api_namespace
+    client = make_client(apiserver.kubeconfigs[AUDITED_USER], "audit-test")
+    admin = make_client(apiserver.kubeconfig, "audit-test")
+    try:
+        before = api_audit.mark()
+        client.create(ConfigMap(metadata=ObjectMeta(name="counted", namespace=ns), data={}))
+        client.get(ConfigMap, "counted", namespace=ns)
+        assert [c.metadata.name for c in client.list(ConfigMap, namespace=ns) if c.metadata] == [
+            "counted"
+        ]
+        client.patch(ConfigMap, "counted", {"data": {"a": "1"}}, namespace=ns)
+        for _event, _obj in client.watch(ConfigMap, namespace=ns):  # a long-running request
+            break
+        admin.get(ConfigMap, "counted", namespace=ns)
+        client.delete(ConfigMap, "counted", namespace=ns)
+        after = api_audit.mark()
+    finally:
+        client.close()
+        admin.close()
+
+    mine = api_audit.requests(since=before, until=after, username=AUDITED_USER)
+    assert [(e.verb, e.resource, e.namespace) for e in mine] == [
+        ("create", "configmaps", ns),
+        ("get", "configmaps", ns),
+        ("list", "configmaps", ns),
+        ("patch", "configmaps", ns),
+        ("watch", "configmaps", ns),
+        ("delete", "configmaps", ns),
+    ]
+    assert [e.name for e in mine if e.verb in ("get", "patch", "delete")] == ["counted"] * 3
+    assert all(e.username == AUDITED_USER and e.api_group is None for e in mine)
+    assert [e.code for e in mine if e.verb != "watch"] == [201, 200, 200, 200, 200]
+    assert api_audit.count(before, after, username=AUDITED_USER) == {
+        "create": 1, "get": 1, "list": 1, "patch": 1, "watch": 1, "delete": 1,
+    }  # fmt: skip
+    others = api_audit.requests(since=before, until=after, username="admin")
+    assert [(e.verb, e.name) for e in others] == [("get", "counted")]
+    agent = mine[0].user_agent
+    assert agent
+    assert {e.user_agent for e in [*mine, *others]} == {agent}
+    assert len(api_audit.requests(before, after, user_agent_prefix=agent.split("/")[0])) == 7
+    # nothing of the audited user between two marks (the watch's end is not a new request)
+    assert api_audit.requests(since=after, until=api_audit.mark(), username=AUDITED_USER) == []
+
+
+def test_audit_log_needs_audit_on(tmp_path: Path) -> None:
+    info = ClusterInfo(
+        tier="apiserver",
+        kubeconfig=tmp_path / "kubeconfig",
+        server="https://127.0.0.1:1",
+        token="t",
+        ca_file=tmp_path / "ca.crt",
+        testbin=tmp_path,
+        state_dir=tmp_path,
+    )
+    with pytest.raises(DevClusterError, match="audit=True"):
+        AuditLog.of(info)
 
 
 async def test_configmap_roundtrip(api_client: AsyncClient, api_namespace: str) -> None:
@@ -373,7 +441,7 @@ def test_fixture_fails_without_binaries(tmp_path: Path) -> None:
 def test_cli_up_and_down(tmp_path: Path) -> None:
     state = tmp_path / "state"
     env = {**os.environ, "PULP_OPERATOR_DEVCLUSTER_RUNS": str(tmp_path / "runs")}
-    cli = [sys.executable, "-m", "pulp_operator.devcluster"]
+    cli = [sys.executable, "-m", "pulp_devcluster"]
     with (tmp_path / "up.log").open("wb") as out:
         up = subprocess.Popen(
             [*cli, "up", "--tier", "apiserver", "--state-dir", str(state)],

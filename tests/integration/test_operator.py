@@ -2,42 +2,29 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
 from lightkube.resources.apps_v1 import Deployment
 from lightkube.resources.core_v1 import ConfigMap, Event, PersistentVolumeClaim, Secret
 
+from pulp_devcluster import ClusterInfo
 from pulp_operator import names
-from pulp_operator.devcluster import ClusterInfo
 from pulp_operator.kube import PulpResource
 from pulp_operator.operator import RunOptions, Runtime, running
 
 from .pulps import (
     condition,
     create_all,
+    eventually,
     get_pulp,
     kube_for,
     load_sample,
     patch_spec,
     provide_volumes,
 )
-
-
-async def eventually(
-    check: Callable[[], Awaitable[Any]], within: float = 30.0, what: str = "condition"
-) -> Any:
-    deadline = time.monotonic() + within
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = await check()
-        if last:
-            return last
-        await asyncio.sleep(0.25)
-    raise AssertionError(f"{what} not reached within {within}s (last: {last!r})")
 
 
 @pytest.fixture
@@ -202,7 +189,7 @@ async def test_delete_keeps_data_and_recreate_finds_it(
         await eventually(workloads_gone, within=60, what="garbage collection of the workloads")
         assert await kept() == before
         assert await kube.get(PersistentVolumeClaim, names.file_storage(name), ns) is not None
-        assert await kube.get(PersistentVolumeClaim, f"postgres-{names.database(name)}-0", ns)
+        assert await kube.get(PersistentVolumeClaim, names.database_claim(name), ns)
 
         # the same Pulp created again finds its keys and database credentials
         await create_all(kube, ns, [d for d in docs if d["kind"] == "Pulp"], stand_ins=False)

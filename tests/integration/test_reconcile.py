@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -19,7 +18,6 @@ from lightkube.resources.core_v1 import (
 from lightkube.types import PatchType
 
 from pulp_operator import names
-from pulp_operator.devcluster import ClusterInfo
 from pulp_operator.kube import OWNED_KINDS, Kube, kind_key
 from pulp_operator.reconciler import Reconciler
 from pulp_operator.render import render
@@ -28,7 +26,6 @@ from .pulps import (
     condition,
     create_all,
     get_pulp,
-    kube_for,
     load_sample,
     patch_spec,
     rejected,
@@ -36,15 +33,6 @@ from .pulps import (
 )
 
 pytestmark = pytest.mark.apiserver
-
-
-@pytest.fixture
-async def kube(apiserver: ClusterInfo) -> AsyncIterator[Kube]:
-    client = kube_for(apiserver)
-    try:
-        yield client
-    finally:
-        await client.close()
 
 
 async def owned(kube: Kube, namespace: str, name: str) -> dict[tuple[str, str], dict[str, Any]]:
@@ -107,9 +95,9 @@ async def test_noop_pass_writes_nothing(kube: Kube, api_namespace: str) -> None:
     pulp_rv = (await get_pulp(kube, api_namespace, name))["metadata"]["resourceVersion"]
     kube.writes.clear()
 
-    await reconciler.reconcile(api_namespace, name)
+    outcome = await reconciler.reconcile(api_namespace, name)
 
-    assert sum(kube.writes.values()) == 0, kube.writes
+    assert sum(kube.writes.values()) == 0, (kube.writes, outcome)
     after = {
         k: v["metadata"]["resourceVersion"]
         for k, v in (await owned(kube, api_namespace, name)).items()
@@ -315,6 +303,7 @@ async def test_generated_secrets_are_never_regenerated(kube: Kube, api_namespace
             names.db_fields_encryption(name),
             names.postgres_configuration(name),
             names.admin_password(name),
+            names.secret_key(name),
         )
     }
     assert all(v is not None for v in keys.values()), keys
@@ -328,9 +317,13 @@ async def test_generated_secrets_are_never_regenerated(kube: Kube, api_namespace
     fernet = keys[names.db_fields_encryption(name)]
     assert fernet is not None
     assert not fernet["metadata"].get("ownerReferences")
+    # nor does the admin password: a Pulp created again keeps it (clients stored it)
     admin = keys[names.admin_password(name)]
     assert admin is not None
-    assert admin["metadata"]["ownerReferences"][0]["kind"] == "Pulp"
+    assert not admin["metadata"].get("ownerReferences")
+    django_key = keys[names.secret_key(name)]
+    assert django_key is not None
+    assert django_key["metadata"]["ownerReferences"][0]["kind"] == "Pulp"
 
 
 async def test_admission_rejects_what_cel_can_express(kube: Kube, api_namespace: str) -> None:
@@ -501,16 +494,15 @@ async def test_storage_type_and_cache_switches(kube: Kube, api_namespace: str) -
     assert await kube.get(Service, names.redis_service(name), api_namespace) is not None
 
 
-async def test_unsupported_field_is_reported_once(kube: Kube, api_namespace: str) -> None:
+async def test_telemetry_pulp_converges_without_warnings(kube: Kube, api_namespace: str) -> None:
+    """The collector ConfigMap, Service and sidecar apply in one pass, with no Warning event (no
+    field is reported as unsupported any more), and a second pass writes nothing."""
     (name,) = await create_all(kube, api_namespace, load_sample("simple.telemetry.yaml"))
     reconciler = Reconciler(kube)
     await reconciler.reconcile(api_namespace, name)
+    assert await kube.get(Service, names.otel_collector_service(name), api_namespace) is not None
     events = [e async for e in kube.client.list(Event, namespace=api_namespace)]
-    warnings = [e for e in events if e.reason == "UnsupportedField"]
-    assert len(warnings) == 1
-    assert warnings[0].message == (
-        "spec.telemetry.enabled is not supported by this operator and is ignored"
-    )
+    assert [e.reason for e in events if e.type == "Warning"] == []
     kube.writes.clear()
     await reconciler.reconcile(api_namespace, name)
     assert sum(kube.writes.values()) == 0, kube.writes

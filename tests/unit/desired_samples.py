@@ -5,21 +5,20 @@ from __future__ import annotations
 import base64
 import json
 from dataclasses import replace
-from pathlib import Path
 from typing import Any
-
-import yaml
 
 from pulp_operator import desired, secretgen
 from pulp_operator.api.pulp import PulpSpec
 from pulp_operator.desired.inputs import Inputs, Manifest
 
-SAMPLES = Path("/work/shared/upstream-samples")
+from ..samples import SAMPLES as SAMPLES
+from ..samples import load_sample
+
 NAMESPACE = "pulp-ns"
 
 
 def docs(file: str) -> list[dict[str, Any]]:
-    return [d for d in yaml.safe_load_all((SAMPLES / file).read_text()) if d]
+    return load_sample(file)
 
 
 def _data(doc: dict[str, Any]) -> dict[str, str]:

@@ -9,19 +9,15 @@ from dataclasses import replace
 from typing import Any
 
 import pytest
-import yaml
 
 from pulp_operator import desired, names
 from pulp_operator.desired.inputs import Manifest
 
-from .desired_samples import SAMPLES, container, docs, dump, find, inputs, kinds_names
+from ..samples import pulp_sample_files
+from .desired_samples import container, dump, find, inputs, kinds_names
 
 N = "example-pulp"
-VALID_SAMPLES = sorted(
-    p.name
-    for p in SAMPLES.glob("*.yaml")
-    if any(d.get("kind") == "Pulp" for d in docs(p.name)) and p.name != "pulp-with-hpa.yaml"
-)
+VALID_SAMPLES = pulp_sample_files()
 
 
 def settings_of(built: desired.Desired, name: str = N) -> dict[str, Any]:
@@ -147,9 +143,15 @@ def test_pulpcore_pods() -> None:
     pod = api["spec"]["template"]["spec"]
     main = container(api)
     assert main["command"] == [
-        "pulpcore-api", "--bind", "0.0.0.0:24817", "--name", "pulp-api", "--timeout", "90",
-        "--workers", "2", "--access-logfile", "-",
+        "pulpcore-api", "--bind", "[::]:24817", "--name", "pulp-api", "--timeout", "90",
+        "--graceful-timeout", "90", "--workers", "2", "--access-logfile", "-",
     ]  # fmt: skip
+    # a terminating pod keeps serving while its endpoint is withdrawn, then drains gracefully
+    assert main["lifecycle"] == {"preStop": {"exec": {"command": ["sleep", "10"]}}}
+    assert pod["terminationGracePeriodSeconds"] == 10 + 90 + 5
+    assert api["spec"]["strategy"] == {
+        "type": "RollingUpdate", "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": 0},
+    }  # fmt: skip
     assert main["image"] == "quay.io/pulp/pulp-minimal:stable"
     assert main["readinessProbe"]["httpGet"] == {
         "path": "/pulp/api/v3/status/", "port": 24817, "scheme": "HTTP",
@@ -163,10 +165,13 @@ def test_pulpcore_pods() -> None:
     assert api["spec"]["replicas"] == 1
     mounts = {m["mountPath"]: m for m in main["volumeMounts"]}
     assert mounts["/etc/pulp/settings.py"]["subPath"] == "settings.py"
+    # where the upstream operator mounts it
+    assert mounts["/etc/pulp/pulp-admin-password"]["subPath"] == "password"
     assert "/etc/pulp/keys" in mounts
     assert "/var/lib/pulp" in mounts
     volumes = {v["name"]: v for v in pod["volumes"]}
     assert volumes["settings"]["secret"]["secretName"] == f"{N}-server"
+    assert volumes["admin-password"]["secret"]["secretName"] == "example-pulp-admin-password"
     assert volumes["file-storage"]["persistentVolumeClaim"]["claimName"] == f"{N}-file-storage"
     key_secrets = [s["secret"]["name"] for s in volumes["keys"]["projected"]["sources"]]
     assert key_secrets == [f"{N}-db-fields-encryption", f"{N}-container-auth"]
@@ -179,28 +184,68 @@ def test_pulpcore_pods() -> None:
     env = {e["name"]: e for e in main["env"]}
     assert env["POSTGRES_SERVICE_HOST"]["value"] == f"{N}-database-svc"
     assert env["REDIS_SERVICE_HOST"]["value"] == f"{N}-redis-svc"
-    assert env["PULP_DATABASES__default__PASSWORD"]["valueFrom"]["secretKeyRef"] == {
+    assert env["SECRET_DATABASES__default__PASSWORD"]["valueFrom"]["secretKeyRef"] == {
         "name": f"{N}-postgres-configuration",
         "key": "password",
     }
-    assert env["PULP_SECRET_KEY"]["valueFrom"]["secretKeyRef"]["name"] == f"{N}-secret-key"
+    assert env["SECRET_SECRET_KEY"]["valueFrom"]["secretKeyRef"]["name"] == f"{N}-secret-key"
+    # dynaconf reads PULP_* values as TOML: credentials reach their settings as strings, through
+    # a variable defined before the setting's (Kubernetes expands only those).
+    order = [e["name"] for e in main["env"]]
+    for setting in ("DATABASES__default__USER", "DATABASES__default__PASSWORD", "SECRET_KEY"):
+        assert env[f"PULP_{setting}"]["value"] == f"@str $(SECRET_{setting})"
+        assert order.index(f"SECRET_{setting}") < order.index(f"PULP_{setting}")
 
-    content = container(find(built.objects, "Deployment", f"{N}-content"))
-    assert content["command"][:3] == ["pulpcore-content", "--bind", "0.0.0.0:24816"]
+    content_deployment = find(built.objects, "Deployment", f"{N}-content")
+    content = container(content_deployment)
+    assert content["command"][:3] == ["pulpcore-content", "--bind", "[::]:24816"]
+    assert "--graceful-timeout" in content["command"]
+    assert content["lifecycle"]["preStop"]["exec"]["command"] == ["sleep", "10"]
+    assert content_deployment["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
     assert content["readinessProbe"]["httpGet"]["path"] == "/pulp/content/"
     worker = find(built.objects, "Deployment", f"{N}-worker")
     assert container(worker)["command"] == ["pulpcore-worker"]
     assert worker["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] == 120
     assert "ports" not in container(worker)
+    assert "lifecycle" not in container(worker)
+    worker_mounts = {m["mountPath"] for m in container(worker)["volumeMounts"]}
+    assert "/etc/pulp/pulp-admin-password" not in worker_mounts  # the api's alone
+
+
+def test_ipv6_disabled_binds_ipv4() -> None:
+    built = desired.build(inputs("simple.yaml", spec_update={"ipv6_disabled": True}))
+    for component, port in (("api", 24817), ("content", 24816)):
+        command = container(find(built.objects, "Deployment", f"{N}-{component}"))["command"]
+        assert command[1:3] == ["--bind", f"0.0.0.0:{port}"]
+
+
+def test_web_drains_and_quits_gracefully() -> None:
+    built = desired.build(inputs("simple.yaml"))
+    web = find(built.objects, "Deployment", f"{N}-web")
+    hook = container(web)["lifecycle"]["preStop"]["exec"]["command"]
+    assert hook[:2] == ["/bin/sh", "-c"]
+    assert hook[2].startswith("sleep 10; nginx -s quit;")
+    assert web["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] == 135
+    assert web["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
+
+
+def test_user_strategy_wins() -> None:
+    recreate = {"type": "Recreate"}
+    built = desired.build(inputs("simple.yaml", spec_update={"api": {"strategy": recreate}}))
+    assert find(built.objects, "Deployment", f"{N}-api")["spec"]["strategy"] == recreate
 
 
 def test_database_statefulset() -> None:
     built = desired.build(inputs("simple.yaml"))
     sts = find(built.objects, "StatefulSet", f"{N}-database")
     assert sts["spec"]["replicas"] == 1
-    assert sts["spec"]["serviceName"] == f"{N}-database-svc"
+    # as upstream creates it (both fields are immutable): no serviceName, claim <name>-postgres
+    assert "serviceName" not in sts["spec"]
     (vct,) = sts["spec"]["volumeClaimTemplates"]
-    assert vct["metadata"]["name"] == names.database_volume_claim_template()
+    assert vct["metadata"]["name"] == f"{N}-postgres"
+    assert names.database_claim(N) == f"{N}-postgres-{N}-database-0"
+    assert container(sts)["volumeMounts"][0]["name"] == f"{N}-postgres"
+    assert "persistentVolumeClaimRetentionPolicy" not in sts["spec"]  # kept on delete
     assert vct["spec"]["storageClassName"] == "standard"
     assert vct["spec"]["resources"]["requests"]["storage"] == "8Gi"
     pg = container(sts)
@@ -210,6 +255,15 @@ def test_database_statefulset() -> None:
         f"{N}-postgres-configuration"
     )
     assert env["PGDATA"]["value"] == "/var/lib/postgresql/data/pgdata"
+    for var, key in (
+        ("POSTGRESQL_USER", "username"),
+        ("POSTGRESQL_PASSWORD", "password"),
+        ("POSTGRESQL_DATABASE", "database"),
+    ):  # for the sclorg/RHEL images, as upstream sets them
+        assert env[var]["valueFrom"]["secretKeyRef"] == {
+            "name": f"{N}-postgres-configuration",
+            "key": key,
+        }
     assert env["POSTGRES_HOST_AUTH_METHOD"]["value"] == "scram-sha-256"
     assert "pg_isready" in pg["readinessProbe"]["exec"]["command"][-1]
     assert pg["ports"] == [{"name": "postgres", "containerPort": 5432, "protocol": "TCP"}]
@@ -267,38 +321,6 @@ def test_ingress_host_is_content_origin() -> None:
     assert desired.build(tls).url == "https://ingress.local"
 
 
-def test_s3_settings_and_env() -> None:
-    s3_secret = yaml.safe_load(
-        (SAMPLES / "ci-assets" / "pulp-object-storage.aws.secret.yaml").read_text()
-    )
-    base = inputs("simple.s3.ci.yaml")
-    secrets = {**base.secrets, s3_secret["metadata"]["name"]: dict(s3_secret["stringData"])}
-    built = desired.build(replace(base, secrets=secrets))
-    assert built.problems == []
-    settings = settings_of(built)
-    assert settings["MEDIA_ROOT"] == ""
-    assert settings["STORAGES"]["default"] == {
-        "BACKEND": "storages.backends.s3boto3.S3Boto3Storage",
-        "OPTIONS": {
-            "addressing_style": "path",
-            "bucket_name": "pulp3",
-            "region_name": "us-east-1",
-            "signature_version": "s3v4",
-        },
-    }
-    assert not [o for o in built.objects if o["kind"] == "PersistentVolumeClaim"]
-    api = find(built.objects, "Deployment", f"{N}-api")
-    env = {e["name"]: e for e in container(api)["env"]}
-    assert env["PULP_STORAGES__default__OPTIONS__secret_key"]["valueFrom"]["secretKeyRef"] == {
-        "name": "example-pulp-object-storage",
-        "key": "s3-secret-access-key",
-    }
-    assert "PULP_STORAGES__default__OPTIONS__access_key" in env
-    mounts = {m["mountPath"] for m in container(api)["volumeMounts"]}
-    assert "/var/lib/pulp" not in mounts
-    assert "/var/lib/pulp/tmp" in mounts
-
-
 def test_external_db_reads_the_users_secret() -> None:
     built = desired.build(inputs("simple-external-db.yaml"))
     assert built.problems == []
@@ -309,7 +331,7 @@ def test_external_db_reads_the_users_secret() -> None:
         "name": "external-database",
         "key": "POSTGRES_HOST",
     }
-    assert env["PULP_DATABASES__default__PASSWORD"]["valueFrom"]["secretKeyRef"]["key"] == (
+    assert env["SECRET_DATABASES__default__PASSWORD"]["valueFrom"]["secretKeyRef"]["key"] == (
         "POSTGRES_PASSWORD"
     )
     assert "HOST" not in settings_of(built)["DATABASES"]["default"]
@@ -353,7 +375,8 @@ def test_ldap_settings() -> None:
     assert "AUTH_LDAP_BIND_PASSWORD" not in assigned
     assert "'admin'" not in text.split("#### LDAP ####")[1].replace("'cn=admin", "")
     env = {e["name"]: e for e in container(find(built.objects, "Deployment", f"{N}-api"))["env"]}
-    assert env["PULP_AUTH_LDAP_BIND_PASSWORD"]["valueFrom"]["secretKeyRef"] == {
+    assert env["PULP_AUTH_LDAP_BIND_PASSWORD"]["value"] == "@str $(SECRET_AUTH_LDAP_BIND_PASSWORD)"
+    assert env["SECRET_AUTH_LDAP_BIND_PASSWORD"]["valueFrom"]["secretKeyRef"] == {
         "name": "pulp-ldap-secret",
         "key": "auth_ldap_bind_password",
     }

@@ -30,7 +30,11 @@ def jobs(built: desired.Desired) -> list[str]:
 def upgrade_inputs(**changes: Any) -> desired.Inputs:
     """simple.yaml running 3.85.0 (migrated), whose spec now asks for 3.90.0."""
     changes.setdefault("status", PulpStatus(image=OLD, migrated_image=OLD))
-    spec_update = {"image_version": "3.90.0", **changes.pop("spec_update", {})}
+    spec_update = {
+        "image_version": "3.90.0",
+        "image_web_version": "3.90.0",
+        **changes.pop("spec_update", {}),
+    }
     return inputs("simple.yaml", spec_update=spec_update, **changes)
 
 
@@ -63,7 +67,11 @@ def test_upgrade_moves_once_migration_succeeded() -> None:
     job = desired.build(upgrade_inputs()).migration_job or ""
     done = desired.build(upgrade_inputs(jobs={job: JobState(job, "succeeded")}))
     assert pulpcore_images(done) == {NEW}
-    status = PulpStatus(image=OLD, migrated_image=NEW)
+    status = PulpStatus(
+        image=OLD,
+        migrated_image=NEW,
+        migrated_settings=desired.migration_settings(upgrade_inputs().spec),
+    )
     recorded = desired.build(upgrade_inputs(status=status))
     assert pulpcore_images(recorded) == {NEW}
     assert recorded.migration_job is None
@@ -160,7 +168,11 @@ def test_pulpcore_3_13_resource_manager() -> None:
     rm = find(built.objects, "Deployment", f"{N}-resource-manager")
     assert rm["spec"]["replicas"] == 1
     assert rm["spec"]["strategy"] == {"type": "Recreate"}
-    assert container(rm)["command"] == ["pulpcore-worker", "--resource-manager"]
+    command = container(rm)["command"]
+    assert command[:2] == ["python3", "-c"]
+    assert command[3:] == ["pulpcore-worker", "--resource-manager"]
+    compile(command[2], "resource-manager-guard", "exec")  # the guard is valid Python
+    assert "pg_try_advisory_lock" in command[2]
     assert container(find(built.objects, "Deployment", f"{N}-worker"))["command"] == [
         "pulpcore-worker"
     ]
@@ -175,6 +187,18 @@ def test_pulpcore_3_13_resource_manager() -> None:
     ]
     rm_selector = rm["spec"]["selector"]["matchLabels"]
     assert rm_selector == names.selector(N, "resource-manager")
+
+
+def test_resource_manager_hot_spares() -> None:
+    spec = {"image_version": "3.13", "resource_manager": {"replicas": 2}}
+    built = desired.build(inputs("simple.yaml", spec_update=spec))
+    rm = find(built.objects, "Deployment", f"{N}-resource-manager")
+    assert rm["spec"]["replicas"] == 2
+    assert container(rm)["command"][3:] == ["pulpcore-worker", "--resource-manager"]
+    # ignored where there is no resource manager
+    spec["image_version"] = "3.123.1"
+    built = desired.build(inputs("simple.yaml", spec_update=spec))
+    assert ("Deployment", f"{N}-resource-manager") not in kinds_names(built.objects)
 
 
 def test_rq_era_worker_and_cache_requirement() -> None:
@@ -256,11 +280,20 @@ def test_nodeport_to_nginx_ingress_drops_web() -> None:
         p["path"]: (p["backend"]["service"]["name"], p["backend"]["service"]["port"]["number"])
         for p in rule["http"]["paths"]
     }
+    api, content = (f"{N}-api-svc", 24817), (f"{N}-content-svc", 24816)
     assert backends == {
-        "/pulp/content/": (f"{N}-content-svc", 24816),
-        "/pulp/api/v3/": (f"{N}-api-svc", 24817),
-        "/": (f"{N}-api-svc", 24817),
+        "/pulp/content/": content,
+        "/pulp/api/v3/": api,
+        # the plugins' routes (checked against the image by tests/e2e/test_plugin_routes.py)
+        "/pulp_ansible/galaxy/": api,
+        "/v2/": api,
+        "/extensions/v2/": api,
+        "/pulp/container/": content,
+        "/token/": api,
+        "/pypi/": api,
+        "/": api,
     }
+    assert [p["path"] for p in rule["http"]["paths"]][-1] == "/"
     annotations = ingress["metadata"]["annotations"]
     assert annotations["nginx.ingress.kubernetes.io/proxy-body-size"] == "0"
     assert annotations["nginx.ingress.kubernetes.io/proxy-read-timeout"] == "120"
@@ -354,8 +387,23 @@ def test_generated_secrets() -> None:
         (f"{N}-postgres-configuration", "postgres", True),
     }
     external = inputs("simple-external-db.yaml")
-    kinds = {g.kind for g in desired.generated_secrets(N, "ns", external.spec)}
-    assert kinds == {"admin-password", "secret-key", "fernet-key", "container-token"}
+    kinds = {g.kind: g.keep for g in desired.generated_secrets(N, "ns", external.spec)}
+    assert kinds == {
+        # a Pulp created again keeps its admin password (clients stored it)
+        "admin-password": True,
+        "secret-key": False,
+        "fernet-key": True,
+        "container-token": True,
+    }
+
+
+def test_keep_data_on_delete_false_lets_the_database_claim_go() -> None:
+    built = desired.build(inputs("simple.yaml", spec_update={"keep_data_on_delete": False}))
+    sts = find(built.objects, "StatefulSet", f"{N}-database")
+    assert sts["spec"]["persistentVolumeClaimRetentionPolicy"] == {
+        "whenDeleted": "Delete",
+        "whenScaled": "Retain",
+    }
 
 
 def test_missing_key_is_a_problem() -> None:
@@ -365,8 +413,8 @@ def test_missing_key_is_a_problem() -> None:
     assert [(p.reason, p.message) for p in built.problems] == [
         (
             "SecretKeyNotFound",
-            f"Secret {N}-db-fields-encryption referenced by spec.db_fields_encryption_secret has"
-            " no key database_fields.symmetric.key",
+            f"Secret {N}-db-fields-encryption generated for spec.db_fields_encryption_secret"
+            " has no key database_fields.symmetric.key",
         )
     ]
 
@@ -390,3 +438,28 @@ def test_trusted_ca_is_mounted_and_hashed() -> None:
             "annotations"
         ][annotation]
     )
+
+
+def test_container_token_secret_without_its_keys_is_one_problem() -> None:
+    data = inputs("simple.yaml", spec_update={"container_token_secret": "tokens"})
+    built = desired.build(replace(data, secrets={**data.secrets, "tokens": {"other": "x"}}))
+    assert [(p.field, p.reason, p.message) for p in built.problems] == [
+        (
+            "spec.container_token_secret",
+            "SecretKeyNotFound",
+            "Secret tokens referenced by spec.container_token_secret has no key"
+            " container_auth_public_key.pem, container_auth_private_key.pem",
+        )
+    ]
+    assert built.problems[0].blocks_apply
+
+
+def test_only_missing_references_block_the_apply() -> None:
+    data = inputs("simple.yaml")
+    bad_setting = {**data.config_maps["settings"], "token_server": "http://not-quoted"}
+    built = desired.build(replace(data, config_maps={"settings": bad_setting}))
+    assert [(p.kind, p.blocks_apply) for p in built.problems] == [("setting", False)]
+    missing = desired.build(replace(data, config_maps={}))
+    assert [(p.kind, p.reason, p.blocks_apply) for p in missing.problems] == [
+        ("reference", "ConfigMapNotFound", True)
+    ]

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import copy
+from typing import Any
 
 from pulp_operator.diff import contains, normalise_secret, stamped, up_to_date
 
 
-def deployment(replicas: int = 1, cpu: str = "500m") -> dict:
+def deployment(replicas: int = 1, cpu: str = "500m") -> dict[str, Any]:
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
@@ -21,7 +22,7 @@ def deployment(replicas: int = 1, cpu: str = "500m") -> dict:
     }
 
 
-def live_from(desired: dict) -> dict:
+def live_from(desired: dict[str, Any]) -> dict[str, Any]:
     live = copy.deepcopy(desired)
     live["metadata"]["resourceVersion"] = "7"
     live["spec"]["progressDeadlineSeconds"] = 600  # a server default

@@ -8,6 +8,7 @@ prints the result; config/crd/ holds it checked in, and a test fails when it is 
 from __future__ import annotations
 
 import copy
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -56,6 +57,7 @@ PULP = Kind(
     columns=(
         _condition_column("Ready", "Ready"),
         {"name": "Version", "type": "string", "jsonPath": ".status.version"},
+        {"name": "Upgrading-To", "type": "string", "jsonPath": ".status.target_version"},
         {
             "name": "Reason",
             "type": "string",
@@ -73,7 +75,19 @@ PULP_BACKUP = Kind(
     status=PulpBackupStatus,
     columns=(
         _condition_column("Complete", "BackupComplete"),
+        {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
+        {"name": "Step", "type": "string", "jsonPath": ".status.step"},
         {"name": "Pulp", "type": "string", "jsonPath": ".spec.deployment_name"},
+        {"name": "Directory", "type": "string", "jsonPath": ".status.backupDirectory"},
+        {"name": "Size", "type": "integer", "jsonPath": ".status.run.sizeBytes", "priority": 1},
+        {"name": "Schedule", "type": "string", "jsonPath": ".spec.schedule", "priority": 1},
+        {"name": "Next", "type": "string", "jsonPath": ".status.nextScheduleTime", "priority": 1},
+        {
+            "name": "Reason",
+            "type": "string",
+            "jsonPath": '.status.conditions[?(@.type=="BackupComplete")].reason',
+            "priority": 1,
+        },
         _AGE,
     ),
 )
@@ -85,7 +99,16 @@ PULP_RESTORE = Kind(
     status=PulpRestoreStatus,
     columns=(
         _condition_column("Complete", "RestoreComplete"),
-        {"name": "Pulp", "type": "string", "jsonPath": ".spec.deployment_name"},
+        {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
+        {"name": "Step", "type": "string", "jsonPath": ".status.step"},
+        {"name": "Pulp", "type": "string", "jsonPath": ".status.deploymentName"},
+        {"name": "Backup", "type": "string", "jsonPath": ".status.backupDirectory"},
+        {
+            "name": "Reason",
+            "type": "string",
+            "jsonPath": '.status.conditions[?(@.type=="RestoreComplete")].reason',
+            "priority": 1,
+        },
         _AGE,
     ),
 )
@@ -93,6 +116,26 @@ KINDS = (PULP, PULP_BACKUP, PULP_RESTORE)
 
 # Derived names such as pulp-resource-manager-<name> must stay valid label values (63 characters).
 MAX_NAME_LENGTH = 40
+_NAME = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
+NAME_LENGTH_MESSAGE = (
+    f"metadata.name must be at most {MAX_NAME_LENGTH} characters: the names of the objects"
+    " created for it derive from it"
+)
+NAME_FORM_MESSAGE = (
+    "metadata.name must start with a letter and contain only lowercase letters, digits and '-':"
+    " Service names derive from it"
+)
+
+
+def name_problem(name: str) -> str | None:
+    """Why a Pulp cannot have this name, or None: the CRD's rules on metadata.name, for a CR
+    stored before the CRD had them."""
+    if len(name) > MAX_NAME_LENGTH:
+        return NAME_LENGTH_MESSAGE
+    if not _NAME.match(name):
+        return NAME_FORM_MESSAGE
+    return None
+
 
 _DROP = {"title", "additionalProperties"}
 
@@ -164,13 +207,11 @@ def crd(kind: Kind) -> dict[str, Any]:
         "x-kubernetes-validations": [
             {
                 "rule": f"self.metadata.name.size() <= {MAX_NAME_LENGTH}",
-                "message": f"metadata.name must be at most {MAX_NAME_LENGTH} characters: the"
-                " names of the objects created for it derive from it",
+                "message": NAME_LENGTH_MESSAGE,
             },
             {
-                "rule": "self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')",
-                "message": "metadata.name must start with a letter and contain only lowercase"
-                " letters, digits and '-': Service names derive from it",
+                "rule": f"self.metadata.name.matches('{_NAME.pattern}')",
+                "message": NAME_FORM_MESSAGE,
             },
         ],
     }

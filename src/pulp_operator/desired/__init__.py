@@ -15,15 +15,33 @@ from ..api.pulp import PulpSpec
 from .autoscaling import hpa_objects, pdb_objects
 from .cache import cache_objects
 from .common import meta
-from .context import Ctx, make_ctx, migration_job_name, secret_names, spec_image
+from .context import (
+    Ctx,
+    make_ctx,
+    migration_job_name,
+    migration_settings,
+    secret_names,
+    spec_image,
+)
 from .database import database_objects
 from .ingress import ingress_objects
 from .inputs import ClusterFacts, Inputs, JobState, Manifest, Problem
-from .jobs import admin_password_hash, admin_password_job, admin_password_job_name, migration_job
+from .jobs import (
+    admin_password_hash,
+    admin_password_job,
+    admin_password_job_name,
+    migration_job,
+    signing_job,
+)
 from .pulpcore import api_objects, content_objects, worker_objects
 from .rbac import rbac_objects
+from .references import check
 from .settings import config_hash, render
+from .signing import signing
 from .storage import storage_objects
+from .telemetry import telemetry_objects
+from .trust import trusted_ca_objects
+from .versions import version_checks
 from .web import web_objects
 
 __all__ = [
@@ -38,6 +56,7 @@ __all__ = [
     "build",
     "generated_secrets",
     "migration_job_name",
+    "migration_settings",
     "spec_image",
 ]
 
@@ -49,7 +68,8 @@ class GeneratedSecret:
     name: str
     kind: SecretKind
     keep: bool
-    """Survives deletion of the Pulp (Fernet key, container token keys, postgres credentials)."""
+    """Survives deletion of the Pulp (admin password, Fernet key, container token keys, postgres
+    credentials): a Pulp created again with the same name finds them."""
     labels: dict[str, str]
 
 
@@ -73,6 +93,8 @@ class Desired:
     """Name of the admin password Job in objects; when it succeeded, status.admin_password_hash
     becomes admin_password_hash."""
     admin_password_hash: str | None = None
+    signing_key_fingerprint: str | None = None
+    """Fingerprint of the key of spec.signing_secret (None without a usable key)."""
 
 
 def generated_secrets(name: str, namespace: str, spec: PulpSpec) -> list[GeneratedSecret]:
@@ -81,7 +103,7 @@ def generated_secrets(name: str, namespace: str, spec: PulpSpec) -> list[Generat
     labels = names.labels(name, "secrets")
     items: list[GeneratedSecret] = []
     if not spec.admin_password_secret:
-        items.append(GeneratedSecret(chosen.admin_password, "admin-password", False, labels))
+        items.append(GeneratedSecret(chosen.admin_password, "admin-password", True, labels))
     if not spec.pulp_secret_key:
         items.append(GeneratedSecret(chosen.secret_key, "secret-key", False, labels))
     if not spec.db_fields_encryption_secret:
@@ -93,27 +115,11 @@ def generated_secrets(name: str, namespace: str, spec: PulpSpec) -> list[Generat
     return items
 
 
-def _required_secrets(ctx: Ctx) -> None:
-    """Report missing Secrets the pods need that no builder looks into."""
-    ctx.secret(ctx.secrets.secret_key, "spec.pulp_secret_key", "secret_key")
-    ctx.secret(
-        ctx.secrets.db_fields_encryption,
-        "spec.db_fields_encryption_secret",
-        "database_fields.symmetric.key",
-    )
-    ctx.secret(
-        ctx.secrets.container_auth,
-        "spec.container_token_secret",
-        ctx.spec.container_auth_private_key_name,
-        ctx.spec.container_auth_public_key_name,
-    )
-    spec = ctx.spec
-    if spec.ldap and spec.ldap.ca:
-        ctx.secret(spec.ldap.ca, "spec.ldap.ca", "ca.crt")
-    if spec.object_storage_gcs_secret:
-        ctx.secret(spec.object_storage_gcs_secret, "spec.object_storage_gcs_secret", "gcs-key.json")
+def _cache_required(ctx: Ctx) -> None:
     if not ctx.cache_enabled and ctx.version is not None and ctx.version < (3, 14):
         ctx.problems.add(
+            "spec.cache.enabled",
+            "spec",
             "CacheRequired",
             f"image {ctx.pod_image} (pulpcore < 3.14) dispatches tasks through Redis: set"
             " spec.cache.enabled",
@@ -139,6 +145,8 @@ def _keep(ctx: Ctx) -> frozenset[tuple[str, str]]:
     keep: set[tuple[str, str]] = set()
     if ctx.spec.file_storage_storage_class:
         keep.add(("PersistentVolumeClaim", names.file_storage(ctx.name)))
+    if ctx.spec.mount_trusted_ca and not ctx.spec.mount_trusted_ca_configmap_key:
+        keep.add(("ConfigMap", names.trusted_ca_bundle(ctx.name)))
     cache = ctx.spec.cache
     if ctx.managed_cache and cache is not None and cache.redis_storage_class and not cache.pvc:
         keep.add(("PersistentVolumeClaim", names.redis_data(ctx.name)))
@@ -147,6 +155,7 @@ def _keep(ctx: Ctx) -> frozenset[tuple[str, str]]:
 
 def build(inputs: Inputs) -> Desired:
     ctx = make_ctx(inputs)
+    ctx.problems.extend(check(inputs))
     text = render(ctx)
     digest = config_hash(ctx, text)
     objects: list[Manifest] = [*rbac_objects(ctx)]
@@ -156,19 +165,24 @@ def build(inputs: Inputs) -> Desired:
         objects.append(_server_secret(ctx, text))
     objects += [
         *storage_objects(ctx),
+        *trusted_ca_objects(ctx),
         *database_objects(ctx),
         *cache_objects(ctx),
         *api_objects(ctx, digest),
+        *telemetry_objects(ctx),
         *migration_job(ctx),
         *content_objects(ctx, digest),
         *worker_objects(ctx, digest),
         *admin_password_job(ctx),
+        *signing_job(ctx),
         *web_objects(ctx),
         *ingress_objects(ctx),
         *pdb_objects(ctx),
         *hpa_objects(ctx),
     ]
-    _required_secrets(ctx)
+    _cache_required(ctx)
+    version_checks(ctx)
+    sign = signing(ctx)
     return Desired(
         # A JSON round trip unshares the parts builders reuse (YAML would dump them as anchors).
         objects=json.loads(json.dumps(objects)),
@@ -180,4 +194,5 @@ def build(inputs: Inputs) -> Desired:
         migration_job=ctx.migration_job,
         admin_password_job=admin_password_job_name(ctx),
         admin_password_hash=admin_password_hash(inputs),
+        signing_key_fingerprint=sign.fingerprint if sign else None,
     )

@@ -11,7 +11,8 @@ from typing import Any
 from .. import names
 from ..api.pulp import PulpSpec
 from .common import Version, digest, pulpcore_version
-from .inputs import Inputs, Problem
+from .inputs import Inputs, Problem, ProblemKind
+from .upgrade import downgrade_refusal
 
 DEFAULT_API_ROOT = "/pulp/"
 DEFAULT_CONTENT_PATH = "/pulp/content/"
@@ -39,12 +40,23 @@ def secret_names(name: str, spec: PulpSpec) -> SecretNames:
 
 @dataclass
 class Problems:
-    """Problems in the order found, without duplicates."""
+    """Problems in the order found, one per field (the first one found)."""
 
     items: dict[str, Problem] = field(default_factory=dict)
 
-    def add(self, reason: str, message: str, condition: str = "Ready") -> None:
-        self.items.setdefault(message, Problem(reason=reason, message=message, condition=condition))
+    def add(
+        self,
+        field_path: str,
+        kind: ProblemKind,
+        reason: str,
+        message: str,
+        condition: str = "Ready",
+    ) -> None:
+        self.items.setdefault(field_path, Problem(field_path, kind, reason, message, condition))
+
+    def extend(self, problems: list[Problem]) -> None:
+        for problem in problems:
+            self.items.setdefault(problem.field, problem)
 
     def as_list(self) -> list[Problem]:
         return list(self.items.values())
@@ -137,22 +149,10 @@ class Ctx:
         value = self.custom.values.get("CONTENT_ORIGIN")
         return value if isinstance(value, str) and value else self.root_url
 
-    def secret(self, secret: str, field_path: str, *keys: str) -> Mapping[str, str] | None:
-        """Data of a referenced Secret; a Problem when it or one of the keys is missing."""
-        data = self.inputs.secrets.get(secret)
-        where = f"referenced by {field_path} "
-        if data is None:
-            self.problems.add(
-                "SecretNotFound",
-                f"Secret {secret} {where}not found in namespace {self.namespace}",
-            )
-            return None
-        missing = [k for k in keys if k not in data]
-        if missing:
-            self.problems.add(
-                "SecretKeyNotFound", f"Secret {secret} {where}has no key {', '.join(missing)}"
-            )
-        return data
+    def secret(self, secret: str) -> Mapping[str, str] | None:
+        """Data of a Secret the Pulp references or the operator generated (None: missing; the
+        missing objects and keys are reported once, by references.check)."""
+        return self.inputs.secrets.get(secret)
 
 
 def custom_settings(inputs: Inputs, problems: Problems) -> CustomSettings:
@@ -160,12 +160,7 @@ def custom_settings(inputs: Inputs, problems: Problems) -> CustomSettings:
     if not cm_name:
         return CustomSettings({}, {}, True)
     data = inputs.config_maps.get(cm_name)
-    if data is None:
-        problems.add(
-            "ConfigMapNotFound",
-            f"ConfigMap {cm_name} referenced by spec.custom_pulp_settings not found in namespace"
-            f" {inputs.namespace}",
-        )
+    if data is None:  # reported by references.check
         return CustomSettings({}, {}, False)
     raw: dict[str, str] = {}
     values: dict[str, Any] = {}
@@ -174,14 +169,19 @@ def custom_settings(inputs: Inputs, problems: Problems) -> CustomSettings:
         setting = key.upper()
         text = data[key].strip()
         where = f"ConfigMap {cm_name} (spec.custom_pulp_settings) key {key}"
+        field_path = f"spec.custom_pulp_settings[{key}]"
         if not setting.isidentifier():
-            problems.add("InvalidSetting", f"{where}: not a valid setting name")
+            problems.add(
+                field_path, "setting", "InvalidSetting", f"{where}: not a valid setting name"
+            )
             valid = False
             continue
         try:
             value = ast.literal_eval(text)
         except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError) as exc:
             problems.add(
+                field_path,
+                "setting",
                 "InvalidSetting",
                 f"{where}: value is not a Python literal ({type(exc).__name__})",
             )
@@ -196,8 +196,17 @@ def spec_image(spec: PulpSpec) -> str:
     return f"{spec.image}:{spec.image_version}"
 
 
+def migration_settings(spec: PulpSpec) -> str:
+    """The settings pulpcore copies into its default domain after migrating (storage backend,
+    redirect_to_object_storage, hide_guarded_distributions): a change needs a migration run, or
+    the content app keeps serving as before."""
+    redirect = spec.redirect_to_object_storage if spec.storage_type != "File" else None
+    return f"{spec.storage_type}|redirect={redirect}|hide={spec.hide_guarded_distributions}"
+
+
 def migration_job_name(name: str, spec: PulpSpec) -> str:
-    return names.migration_job(name, digest(f"{spec_image(spec)}|{spec.storage_type}", 10))
+    job_digest = digest(f"{spec_image(spec)}|{migration_settings(spec)}", names.MIGRATION_DIGEST)
+    return names.migration_job(name, job_digest)
 
 
 def make_ctx(inputs: Inputs) -> Ctx:
@@ -207,19 +216,28 @@ def make_ctx(inputs: Inputs) -> Ctx:
     image = spec_image(spec)
     job: str | None = None
     pod_image = image
-    if not spec.disable_migrations and status.migrated_image != image:
+    refused = downgrade_refusal(spec, status)
+    if refused is not None:
+        problems.extend([refused])
+        pod_image = status.image or image
+    elif not spec.disable_migrations and (
+        status.migrated_image != image or status.migrated_settings != migration_settings(spec)
+    ):
         job = migration_job_name(inputs.name, spec)
         state = inputs.jobs.get(job)
         succeeded = state is not None and state.state == "succeeded"
         if state is not None and state.state == "failed":
             detail = f": {state.message}" if state.message else ""
             problems.add(
+                "spec.image_version",
+                "migration",
                 "MigrationFailed",
                 f"migration Job {job} for image {image} failed{detail}; the pods keep running"
                 f" {status.image or 'the previous image'} (delete the Job to retry)",
                 condition="MigrationsComplete",
             )
-        if not succeeded and status.image and status.image != image:
+        image_migrated = status.migrated_image == image
+        if not succeeded and not image_migrated and status.image and status.image != image:
             pod_image = status.image
     return Ctx(
         inputs=inputs,

@@ -17,7 +17,6 @@ from .common import (
 )
 from .context import Ctx
 from .inputs import Manifest
-from .references import EXTERNAL_DB_KEYS
 from .workload import pod_labels, pod_spec, service
 
 COMPONENT = "database"
@@ -27,13 +26,7 @@ PG_ISREADY = 'pg_isready -U "$POSTGRES_USER" -d "$POSTGRES_DB" -h 127.0.0.1 -p 5
 
 def database_objects(ctx: Ctx) -> list[Manifest]:
     if not ctx.managed_db:
-        ctx.secret(
-            ctx.secrets.postgres,
-            "spec.database.external_db_secret",
-            *EXTERNAL_DB_KEYS,
-        )
         return []
-    ctx.secret(ctx.secrets.postgres, "the managed database", "username", "password", "database")
     return [_service(ctx), _statefulset(ctx)]
 
 
@@ -51,12 +44,19 @@ def _service(ctx: Ctx) -> Manifest:
 def _statefulset(ctx: Ctx) -> Manifest:
     db = ctx.spec.database
     secret = ctx.secrets.postgres
+    # The volume is named after the volumeClaimTemplate (upstream's name); with database.pvc too.
+    volume = names.database_volume_claim_template(ctx.name)
     probe_exec = {"exec": {"command": ["/bin/sh", "-c", PG_ISREADY]}}
     container: dict[str, Any] = {
         "name": "postgres",
         "image": db.postgres_image,
         "imagePullPolicy": ctx.spec.image_pull_policy,
         "env": [
+            # POSTGRESQL_* for the sclorg/RHEL images (as upstream sets them), POSTGRES_* for the
+            # docker-library ones.
+            env_secret("POSTGRESQL_DATABASE", secret, "database"),
+            env_secret("POSTGRESQL_USER", secret, "username"),
+            env_secret("POSTGRESQL_PASSWORD", secret, "password"),
             env_secret("POSTGRES_USER", secret, "username"),
             env_secret("POSTGRES_PASSWORD", secret, "password"),
             env_secret("POSTGRES_DB", secret, "database"),
@@ -75,15 +75,13 @@ def _statefulset(ctx: Ctx) -> Manifest:
             "timeoutSeconds": 5,
             "failureThreshold": 6,
         },
-        "volumeMounts": [{"name": "postgres", "mountPath": DATA_DIR, "subPath": "data"}],
+        "volumeMounts": [{"name": volume, "mountPath": DATA_DIR, "subPath": "data"}],
         "securityContext": container_security_context(),
     }
     if db.postgres_extra_args:
         container["args"] = ["postgres", *db.postgres_extra_args]
     set_if(container, "resources", resources(db.postgres_resource_requirements))
-    volumes = (
-        [{"name": "postgres", "persistentVolumeClaim": {"claimName": db.pvc}}] if db.pvc else None
-    )
+    volumes = [{"name": volume, "persistentVolumeClaim": {"claimName": db.pvc}}] if db.pvc else None
     pod = pod_spec(
         db,
         containers=[container],
@@ -99,9 +97,10 @@ def _statefulset(ctx: Ctx) -> Manifest:
         ctx.namespace,
         names.labels(ctx.name, COMPONENT),
     )
+    # No serviceName, as upstream: the pods are reached through the Service N-database-svc; the
+    # field is immutable, so a StatefulSet that has one keeps it (see adopt.py).
     spec: dict[str, Any] = {
         "replicas": 1,
-        "serviceName": names.database_service(ctx.name),
         "selector": {"matchLabels": names.selector(ctx.name, COMPONENT)},
         "template": {
             "metadata": {"labels": pod_labels(ctx, COMPONENT, db.pod_labels)},
@@ -115,8 +114,11 @@ def _statefulset(ctx: Ctx) -> Manifest:
         }
         if db.postgres_storage_class:
             claim_spec["storageClassName"] = db.postgres_storage_class
-        spec["volumeClaimTemplates"] = [
-            {"metadata": {"name": names.database_volume_claim_template()}, "spec": claim_spec}
-        ]
+        spec["volumeClaimTemplates"] = [{"metadata": {"name": volume}, "spec": claim_spec}]
+        if not ctx.spec.keep_data_on_delete:
+            spec["persistentVolumeClaimRetentionPolicy"] = {
+                "whenDeleted": "Delete",
+                "whenScaled": "Retain",
+            }
     obj["spec"] = spec
     return obj

@@ -1,4 +1,9 @@
-"""Ingress N (ingress_type ingress) or Route N (ingress_type route, OpenShift)."""
+"""Ingress N (ingress_type ingress) or Route N (ingress_type route, OpenShift).
+
+An Ingress of class nginx with is_nginx_ingress routes to api and content itself (no pulp-web):
+the content path, the API root, each plugin's routes (plugins.py) and / to the API. Any other
+Ingress and the Route send everything to pulp-web, which has the plugins' snippets.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +13,7 @@ from .. import names
 from .common import API_PORT, CONTENT_PORT, WEB_PORT, meta
 from .context import Ctx
 from .inputs import Manifest
+from .plugins import plugin_routes
 
 COMPONENT = "ingress"
 NGINX = "nginx.ingress.kubernetes.io/"
@@ -33,6 +39,8 @@ def ingress_objects(ctx: Ctx) -> list[Manifest]:
     if kind == "route":
         if not ctx.inputs.cluster.has_routes:
             ctx.problems.add(
+                "spec.ingress_type",
+                "platform",
                 "RouteUnsupported",
                 f"spec.ingress_type is route but the cluster has no route.openshift.io API"
                 f" (Pulp {ctx.namespace}/{ctx.name}); use ingress, nodeport or loadbalancer",
@@ -46,11 +54,17 @@ def _ingress(ctx: Ctx) -> Manifest:
     spec = ctx.spec
     annotations = dict(spec.ingress_annotations or {})
     if spec.is_nginx_ingress:
-        paths = [
-            _path(ctx.content_path, names.content_service(ctx.name), CONTENT_PORT),
-            _path(f"{ctx.api_root}api/v3/", names.api_service(ctx.name), API_PORT),
-            _path("/", names.api_service(ctx.name), API_PORT),
-        ]
+        api = (names.api_service(ctx.name), API_PORT)
+        content = (names.content_service(ctx.name), CONTENT_PORT)
+        targets = [(ctx.content_path, content), (f"{ctx.api_root}api/v3/", api)]
+        targets += [(r.path, api if r.target == "api" else content) for r in plugin_routes(ctx)]
+        targets.append(("/", api))
+        seen: set[str] = set()
+        paths = []
+        for path, (svc, port) in targets:
+            if path not in seen:
+                seen.add(path)
+                paths.append(_path(path, svc, port))
         defaults = {
             f"{NGINX}proxy-body-size": spec.nginx_proxy_body_size,
             f"{NGINX}proxy-read-timeout": _seconds(spec.nginx_proxy_read_timeout),

@@ -1,4 +1,4 @@
-"""The migration Job and the admin password Job.
+"""The migration Job, the admin password Job and the signing services Job.
 
 Their names carry a digest of what they do (image and storage type; password), so that a new image
 or a new password gets a new Job and a finished Job is never re-run; the operator reads their
@@ -27,7 +27,16 @@ from .common import (
 )
 from .context import Ctx
 from .inputs import Inputs, Manifest
-from .pulpcore import WAIT_DB, WAIT_MIGRATIONS, pod_parts
+from .pulpcore import WAIT_DB, WAIT_MIGRATIONS, PodParts, pod_parts
+from .signing import (
+    failed_job_problem,
+    job_env,
+    job_script,
+    signing,
+    signing_job_name,
+    signing_mounts,
+    signing_volumes,
+)
 from .workload import pod_spec
 
 PASSWORD_ENV = "PULP_ADMIN_PASSWORD"
@@ -45,7 +54,8 @@ def admin_password_hash(inputs: Inputs) -> str | None:
     key = (inputs.secrets.get(key_secret) or {}).get("secret_key") or (
         f"{inputs.namespace}/{inputs.name}"
     )
-    return hmac.new(key.encode(), password.encode(), hashlib.sha256).hexdigest()[:16]
+    mac = hmac.new(key.encode(), password.encode(), hashlib.sha256)
+    return mac.hexdigest()[: names.ADMIN_PASSWORD_DIGEST]
 
 
 def _job(
@@ -56,10 +66,17 @@ def _job(
     script: str,
     job_spec: PulpJob | None,
     extra_env: list[dict[str, Any]],
+    extra_volumes: list[dict[str, Any]] | None = None,
+    extra_mounts: list[dict[str, Any]] | None = None,
 ) -> Manifest:
     # A ReadWriteOnce file storage is attached to the api node: a Job elsewhere would wait forever.
     rwo = ctx.spec.file_storage_access_mode == "ReadWriteOnce"
     parts = pod_parts(ctx, with_storage=not rwo)
+    parts = PodParts(
+        volumes=[*parts.volumes, *(extra_volumes or [])],
+        mounts=[*parts.mounts, *(extra_mounts or [])],
+        env=parts.env,
+    )
     container_spec = job_spec.container if job_spec else None
     container: dict[str, Any] = {
         "name": component,
@@ -119,8 +136,6 @@ def admin_password_job_name(ctx: Ctx) -> str | None:
 
 def admin_password_job(ctx: Ctx) -> list[Manifest]:
     secret = ctx.secrets.admin_password
-    field = "spec.admin_password_secret"
-    ctx.secret(secret, field, "password")
     name = admin_password_job_name(ctx)
     if name is None:
         return []
@@ -137,5 +152,26 @@ def admin_password_job(ctx: Ctx) -> list[Manifest]:
             script,
             ctx.spec.admin_password_job,
             [env_secret(PASSWORD_ENV, secret, "password")],
+        )
+    ]
+
+
+def signing_job(ctx: Ctx) -> list[Manifest]:
+    sign = signing(ctx)
+    name = signing_job_name(ctx, sign)
+    if sign is None or name is None:
+        return []
+    failed_job_problem(ctx, name)
+    return [
+        _job(
+            ctx,
+            "signing",
+            name,
+            ctx.pod_image,
+            job_script(f"{WAIT_DB} && {WAIT_MIGRATIONS}"),
+            ctx.spec.signing_job,
+            job_env(sign),
+            signing_volumes(ctx, sign),
+            signing_mounts(sign),
         )
     ]

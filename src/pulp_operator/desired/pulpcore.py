@@ -29,15 +29,95 @@ from .settings import (
     PUBLIC_KEY,
     ldap_ca_path,
     secret_env,
-    trusted_ca,
 )
+from .signing import gpg_init_container, signing, signing_env, signing_mounts, signing_volumes
+from .telemetry import api_env, sidecar, sidecar_volume
+from .telemetry import enabled as telemetry_enabled
+from .trust import CA_BUNDLE, trusted_ca
 from .workload import deployment, pod_spec, service, workload_replicas
 
 WAIT_DB = "/usr/bin/wait_on_postgres.py"
 WAIT_MIGRATIONS = "/usr/bin/wait_on_database_migrations.sh"
 MAKE_DIRS = "mkdir -p /var/lib/pulp/media /var/lib/pulp/assets /var/lib/pulp/tmp"
-CA_BUNDLE = "/etc/pki/ca-trust/extracted/pem/tls-ca-bundle.pem"
 RQ_WORKER = ["rq", "worker", "-w", "pulpcore.tasking.worker.PulpWorker", "-c", "pulpcore.rqconfig"]
+ADMIN_PASSWORD_FILE = "/etc/pulp/pulp-admin-password"
+"""Where the api container finds the admin password (as the upstream operator mounts it)."""
+
+DRAIN_SECONDS = 10
+"""A terminating api/content pod keeps serving this long (preStop) before gunicorn gets SIGTERM:
+time for the endpoint removal to reach every kube-proxy and ingress, so that no new request is
+sent to a pod that stopped listening."""
+ROLLING_UPDATE = {
+    "type": "RollingUpdate",
+    "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": 0},
+}
+"""New pods become ready before old ones stop: no moment with fewer serving pods."""
+
+
+def drain_hook(seconds: int = DRAIN_SECONDS) -> dict[str, Any]:
+    return {"preStop": {"exec": {"command": ["sleep", str(seconds)]}}}
+
+
+# The resource manager of pulpcore < 3.16 is an RQ worker with the fixed name "resource-manager".
+# A second one started next to it fails at start ("There exists an active worker named
+# 'resource-manager' already", rq's register_birth), after marking the running one offline in the
+# database (pulpcore's register_birth); after a kill, a new one is refused until the dead one's
+# Redis key expires (WORKER_TTL + 60 s, longer when it died in a task). So every resource
+# manager runs under this guard: it waits for a PostgreSQL advisory lock of the Pulp database
+# (polled, so that SIGTERM ends a waiting spare at once), then clears what Redis still holds of
+# a dead resource manager (none can be alive: it would hold the lock) and runs the command
+# given as its arguments. The lock lives as long as its session: when the active pod dies, its
+# connection closes and a spare takes over within seconds. If the session breaks while the
+# resource manager runs, the guard stops it and exits non-zero, to wait for the lock again.
+RESOURCE_MANAGER_LOCK = 0x70756C70_726D  # "pulprm": one advisory lock key per Pulp database
+RESOURCE_MANAGER_GUARD = f"""\
+import signal, subprocess, sys, time
+import django
+django.setup()
+from django.db import connection
+stopping = []
+signal.signal(signal.SIGTERM, lambda *_: stopping.append(1))
+signal.signal(signal.SIGINT, lambda *_: stopping.append(1))
+print("resource manager guard: waiting for the lock", flush=True)
+while not stopping:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_lock(%s)", [{RESOURCE_MANAGER_LOCK}])
+        if cursor.fetchone()[0]:
+            break
+    time.sleep(2)
+if stopping:
+    sys.exit(0)
+print("resource manager guard: lock held, this is the active resource manager", flush=True)
+try:
+    from pulpcore.tasking.connection import get_redis_connection
+    redis = get_redis_connection()
+    key = "rq:worker:resource-manager"
+    if redis.delete(key):
+        print("resource manager guard: removed the stale Redis entry of a dead one", flush=True)
+    redis.srem("rq:workers", key)
+    redis.srem("rq:workers:resource-manager", key)
+except Exception as exc:
+    print("resource manager guard: could not clear stale Redis entries: %r" % exc, flush=True)
+child = subprocess.Popen(sys.argv[1:])
+forward = lambda sig, _frame: child.send_signal(sig)
+signal.signal(signal.SIGTERM, forward)
+signal.signal(signal.SIGINT, forward)
+if stopping:
+    child.terminate()
+while True:
+    try:
+        sys.exit(child.wait(timeout=10))
+    except subprocess.TimeoutExpired:
+        pass
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+    except Exception as exc:
+        print("resource manager guard: lost the session holding the lock (%r)" % exc, flush=True)
+        child.kill()
+        child.wait()
+        sys.exit(1)
+"""
 
 
 @dataclass(frozen=True)
@@ -90,7 +170,8 @@ def pod_parts(ctx: Ctx, *, with_storage: bool = True) -> PodParts:
             }
         },
     ]
-    if spec.object_storage_gcs_secret:
+    gcs = spec.object_storage_gcs_secret
+    if gcs and GCS_KEY in (ctx.inputs.secrets.get(gcs) or {}):
         sources.append(
             {
                 "secret": {
@@ -167,13 +248,27 @@ def init_container(
     return container
 
 
-def _gunicorn_args(workload: GunicornSpec, port: int, name: str) -> list[str]:
+def bind_address(ctx: Ctx, port: int) -> str:
+    """Dual-stack [::] as upstream binds (IPv4 clients reach it too), IPv4 only when asked."""
+    return f"0.0.0.0:{port}" if ctx.spec.ipv6_disabled else f"[::]:{port}"
+
+
+def grace_seconds(workload: GunicornSpec) -> int:
+    """Drain, then gunicorn's graceful shutdown (in-flight requests finish), plus a margin."""
+    return DRAIN_SECONDS + workload.gunicorn_timeout + 5
+
+
+def _gunicorn_args(ctx: Ctx, workload: GunicornSpec, port: int, name: str) -> list[str]:
     args = [
         "--bind",
-        f"0.0.0.0:{port}",
+        bind_address(ctx, port),
         "--name",
         name,
         "--timeout",
+        str(workload.gunicorn_timeout),
+        # SIGTERM lets the requests in flight finish (a sync worker's request cannot take longer
+        # than the timeout anyway).
+        "--graceful-timeout",
         str(workload.gunicorn_timeout),
         "--workers",
         str(workload.gunicorn_workers),
@@ -186,14 +281,14 @@ def _gunicorn_args(workload: GunicornSpec, port: int, name: str) -> list[str]:
 
 
 def api_command(ctx: Ctx) -> list[str]:
-    args = _gunicorn_args(ctx.spec.api, API_PORT, "pulp-api")
+    args = _gunicorn_args(ctx, ctx.spec.api, API_PORT, "pulp-api")
     if at_least(ctx.version, (3, 33)):
         return ["pulpcore-api", *args]
     return ["gunicorn", "pulpcore.app.wsgi:application", *args]
 
 
 def content_command(ctx: Ctx) -> list[str]:
-    args = _gunicorn_args(ctx.spec.content, CONTENT_PORT, "pulp-content")
+    args = _gunicorn_args(ctx, ctx.spec.content, CONTENT_PORT, "pulp-content")
     if at_least(ctx.version, (3, 33)):
         return ["pulpcore-content", *args]
     return [
@@ -212,9 +307,17 @@ def worker_command(ctx: Ctx) -> list[str]:
 
 
 def resource_manager_command(ctx: Ctx) -> list[str]:
+    """The resource manager under RESOURCE_MANAGER_GUARD (python3 of the image runs it)."""
     if at_least(ctx.version, (3, 13)):
-        return ["pulpcore-worker", "--resource-manager"]
-    return [*RQ_WORKER, "-n", "resource-manager"]
+        command = ["pulpcore-worker", "--resource-manager"]
+    else:
+        command = [*RQ_WORKER, "-n", "resource-manager"]
+    return ["python3", "-c", RESOURCE_MANAGER_GUARD, *command]
+
+
+def resource_manager_replicas(ctx: Ctx) -> int:
+    rm = ctx.spec.resource_manager
+    return rm.replicas if rm is not None else 1
 
 
 def needs_resource_manager(ctx: Ctx) -> bool:
@@ -278,8 +381,21 @@ def main_container(
     }
     set_if(container, "ports", ports)
     container.update(_probes(ctx, component, workload))
+    if component in ("api", "content"):
+        container["lifecycle"] = drain_hook()
     set_if(container, "resources", resources(workload.resource_requirements))
-    container["volumeMounts"] = parts.mounts
+    mounts = parts.mounts
+    if component == "api":
+        mounts = [
+            *mounts,
+            {
+                "name": "admin-password",
+                "mountPath": ADMIN_PASSWORD_FILE,
+                "subPath": "password",
+                "readOnly": True,
+            },
+        ]
+    container["volumeMounts"] = mounts
     container["securityContext"] = container_security_context()
     return container
 
@@ -297,12 +413,41 @@ def pulpcore_deployment(
     strategy: dict[str, Any] | None = None,
 ) -> Manifest:
     parts = pod_parts(ctx)
+    init_containers = [init_container(ctx, parts, workload, make_dirs=component == "api")]
+    sidecars: list[dict[str, Any]] = []
+    sign = signing(ctx) if component == "worker" else None
+    if sign is not None:  # signing tasks run in the workers
+        parts = PodParts(
+            volumes=[*parts.volumes, *signing_volumes(ctx, sign)],
+            mounts=[*parts.mounts, *signing_mounts(sign)],
+            env=[*parts.env, *signing_env(sign)],
+        )
+        init_containers.append(gpg_init_container(ctx, sign, ctx.pod_image))
+    if component == "api" and telemetry_enabled(ctx):
+        parts = PodParts(
+            volumes=[*parts.volumes, sidecar_volume(ctx)],
+            mounts=parts.mounts,
+            env=[*parts.env, *api_env(ctx)],
+        )
+        sidecars.append(sidecar(ctx))
     ports = [{"name": component, "containerPort": port, "protocol": "TCP"}] if port else None
+    volumes = parts.volumes
+    if component == "api":
+        volumes = [
+            *volumes,
+            {
+                "name": "admin-password",
+                "secret": {
+                    "secretName": ctx.secrets.admin_password,
+                    "items": [{"key": "password", "path": "password"}],
+                },
+            },
+        ]
     pod = pod_spec(
         workload,
-        containers=[main_container(ctx, parts, component, workload, command, ports)],
-        init_containers=[init_container(ctx, parts, workload, make_dirs=component == "api")],
-        volumes=parts.volumes,
+        containers=[main_container(ctx, parts, component, workload, command, ports), *sidecars],
+        init_containers=init_containers,
+        volumes=volumes,
         security_context=pod_security_context(PULP_UID),
         service_account=names.service_account(ctx.name),
         grace_seconds=grace_seconds,
@@ -320,7 +465,7 @@ def pulpcore_deployment(
         name,
         pod=pod,
         replicas=replicas if replicas is not None else workload_replicas(workload),
-        strategy=strategy or workload.strategy,
+        strategy=strategy or workload.strategy or ROLLING_UPDATE,
         annotations=workload.deployment_annotations,
         pod_annotations={names.CONFIG_HASH_ANNOTATION: config_hash},
         extra_pod_labels=workload.pod_labels,
@@ -330,7 +475,13 @@ def pulpcore_deployment(
 def api_objects(ctx: Ctx, config_hash: str) -> list[Manifest]:
     return [
         pulpcore_deployment(
-            ctx, "api", ctx.spec.api, api_command(ctx), config_hash=config_hash, port=API_PORT
+            ctx,
+            "api",
+            ctx.spec.api,
+            api_command(ctx),
+            config_hash=config_hash,
+            port=API_PORT,
+            grace_seconds=grace_seconds(ctx.spec.api),
         ),
         service(
             ctx,
@@ -350,6 +501,7 @@ def content_objects(ctx: Ctx, config_hash: str) -> list[Manifest]:
             content_command(ctx),
             config_hash=config_hash,
             port=CONTENT_PORT,
+            grace_seconds=grace_seconds(ctx.spec.content),
         ),
         service(
             ctx,
@@ -379,7 +531,8 @@ def worker_objects(ctx: Ctx, config_hash: str) -> list[Manifest]:
         )
     ]
     if needs_resource_manager(ctx):
-        # Exactly one resource manager may run at a time (pulp.plan.io #3707).
+        # One resource manager is active at a time (the guard's lock); the others are hot spares,
+        # and a rollout's new pods wait for the old one's lock too.
         objects.append(
             pulpcore_deployment(
                 ctx,
@@ -388,7 +541,7 @@ def worker_objects(ctx: Ctx, config_hash: str) -> list[Manifest]:
                 resource_manager_command(ctx),
                 config_hash=config_hash,
                 grace_seconds=120,
-                replicas=1,
+                replicas=resource_manager_replicas(ctx),
                 strategy={"type": "Recreate"},
             )
         )

@@ -15,8 +15,10 @@ from pprint import pformat
 from typing import Any
 
 from .. import names
-from .common import digest, env_secret, env_value
+from .common import at_least, digest, env_secret, env_value
 from .context import Ctx
+from .references import SSO_REQUIRED_KEYS
+from .trust import trusted_ca
 
 KEYS_DIR = "/etc/pulp/keys"
 FERNET_KEY = "database_fields.symmetric.key"
@@ -41,11 +43,17 @@ _LDAP_RAW = {
     "AUTH_LDAP_GLOBAL_OPTIONS",
     "AUTH_LDAP_CONNECTION_OPTIONS",
 }
+# Dicts and group queries: Python expressions too (upstream quotes them, which breaks them). A
+# REQUIRE/DENY_GROUP that is a plain DN stays a string.
+_LDAP_EXPRESSION = {"AUTH_LDAP_USER_FLAGS_BY_GROUP", "AUTH_LDAP_USER_ATTR_MAP"}
+_LDAP_GROUP_QUERY = {"AUTH_LDAP_REQUIRE_GROUP", "AUTH_LDAP_DENY_GROUP"}
 _LDAP_BOOL = {
     "AUTH_LDAP_MIRROR_GROUPS",
     "AUTH_LDAP_ALWAYS_UPDATE_USER",
     "AUTH_LDAP_FIND_GROUP_PERMS",
     "AUTH_LDAP_START_TLS",
+    "AUTH_LDAP_BIND_AS_AUTHENTICATING_USER",
+    "AUTH_LDAP_NO_NEW_USERS",
 }
 _LDAP_SECRET = {"AUTH_LDAP_BIND_PASSWORD"}
 _LDAP_NAMES = {"LDAPSearch", "LDAPSearchUnion", "LDAPGroupQuery"}
@@ -96,7 +104,7 @@ def ldap_lines(ctx: Ctx) -> list[str]:
     ldap = ctx.spec.ldap
     if ldap is None or not ldap.config:
         return []
-    data = ctx.secret(ldap.config, "spec.ldap.config")
+    data = ctx.secret(ldap.config)
     if data is None:
         return []
     lines = [
@@ -111,17 +119,21 @@ def ldap_lines(ctx: Ctx) -> list[str]:
         if not setting.startswith("AUTH_LDAP_") or setting in _LDAP_SECRET:
             continue
         value = data[key].strip()
-        if setting in _LDAP_RAW:
+        if setting in _LDAP_GROUP_QUERY and not value.startswith("LDAPGroupQuery"):
+            lines.append(f"{setting} = {value!r}")
+        elif setting in _LDAP_RAW | _LDAP_EXPRESSION | _LDAP_GROUP_QUERY:
             if not _safe_ldap_expression(value):
                 ctx.problems.add(
+                    f"spec.ldap.config[{key}]",
+                    "setting",
                     "InvalidSetting",
                     f"Secret {ldap.config} (spec.ldap.config) key {key}: not a django-auth-ldap"
                     " expression (literals, ldap.CONSTANTS, LDAPSearch(...), *GroupType(...))",
                 )
                 continue
             lines.append(f"{setting} = {value}")
-        elif setting in _LDAP_BOOL:
-            lines.append(f"{setting} = {value.strip().lower() in ('true', '1', 'yes')!r}")
+        elif setting in _LDAP_BOOL or value.lower() in ("true", "false"):
+            lines.append(f"{setting} = {value.lower() in _TRUE!r}")
         else:
             lines.append(f"{setting} = {value!r}")
     if ldap.ca:
@@ -134,6 +146,32 @@ def ldap_lines(ctx: Ctx) -> list[str]:
     return lines
 
 
+SSO_OPTIONAL = (
+    "keycloak_admin_role",
+    "keycloak_group_token_claim",
+    "keycloak_role_token_claim",
+    "keycloak_host_loopback",
+)
+SSO_SECRET = "social_auth_keycloak_secret"
+
+
+def sso_lines(ctx: Ctx) -> list[str]:
+    """Keycloak settings of sso_secret, upper-cased, as strings (as upstream renders them); the
+    client secret comes from the environment instead."""
+    secret = ctx.spec.sso_secret
+    if not secret:
+        return []
+    data = ctx.secret(secret)
+    if data is None:  # reported by references.check
+        return []
+    lines = ["", "#### SSO (Keycloak) ####"]
+    for key in (*SSO_REQUIRED_KEYS, *SSO_OPTIONAL):
+        if key in data and key != SSO_SECRET:
+            lines.append(f"{key.upper()} = {data[key].strip()!r}")
+    lines.append("#### END OF SSO ####")
+    return lines
+
+
 def ldap_ca_path(ctx: Ctx) -> str:
     ldap = ctx.spec.ldap
     data = ctx.inputs.secrets.get(ldap.config or "") if ldap else None
@@ -142,55 +180,87 @@ def ldap_ca_path(ctx: Ctx) -> str:
     return LDAP_CA_DEFAULT
 
 
+S3_BACKEND = "storages.backends.s3.S3Storage"
+S3_BACKEND_BEFORE_3_49 = "storages.backends.s3boto3.S3Boto3Storage"
+AZURE_BACKEND = "storages.backends.azure_storage.AzureStorage"
+GCS_BACKEND = "storages.backends.gcloud.GoogleCloudStorage"
+_GCS_FLAGS = {
+    "gcs-iam-sign-blob": "iam_sign_blob",
+    "gcs-querystring-auth": "querystring_auth",
+    "gcs-file-overwrite": "file_overwrite",
+}
+_TRUE = ("true", "1", "yes", "on")
+_FALSE = ("false", "0", "no", "off", "")
+
+
+def _flag(ctx: Ctx, secret: str, field_path: str, key: str, value: str) -> bool | None:
+    text = value.strip().lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    ctx.problems.add(
+        field_path,
+        "setting",
+        "InvalidSetting",
+        f"Secret {secret} ({field_path}) key {key}: {value!r} is not a boolean (true or false)",
+        condition="StorageReady",
+    )
+    return None
+
+
+def _s3_options(ctx: Ctx, secret: str) -> dict[str, Any]:
+    """S3Storage OPTIONS (the keys are upstream's). With s3-endpoint (an S3-compatible server)
+    s3-region is optional; the endpoint is also the host of the presigned URLs clients are
+    redirected to, so it must be an address clients reach too. The access key pair reaches the pods
+    as environment variables; without it boto3 finds credentials itself (IRSA, instance roles)."""
+    data = ctx.secret(secret) or {}
+    options: dict[str, Any] = {
+        "addressing_style": data.get("s3-addressing-style", "").strip() or "path",
+        "bucket_name": data.get("s3-bucket-name", "").strip(),
+        "signature_version": "s3v4",
+    }
+    if data.get("s3-endpoint", "").strip():
+        options["endpoint_url"] = data["s3-endpoint"].strip()
+    if data.get("s3-region", "").strip():
+        options["region_name"] = data["s3-region"].strip()
+    return options
+
+
+def _azure_options(ctx: Ctx, secret: str) -> dict[str, Any]:
+    data = ctx.secret(secret) or {}
+    return {
+        "account_name": data.get("azure-account-name", "").strip(),
+        "azure_container": data.get("azure-container", "").strip(),
+        "expiration_secs": 60,
+        "location": data.get("azure-container-path", "").strip(),
+        "overwrite_files": True,
+    }
+
+
+def _gcs_options(ctx: Ctx, secret: str) -> dict[str, Any]:
+    field_path = "spec.object_storage_gcs_secret"
+    data = ctx.secret(secret) or {}
+    options: dict[str, Any] = {"bucket_name": data.get("gcs-bucket-name", "").strip()}
+    for key, option in _GCS_FLAGS.items():
+        if key in data:
+            value = _flag(ctx, secret, field_path, key, data[key])
+            if value is not None:
+                options[option] = value
+    return options
+
+
 def _storages(ctx: Ctx) -> dict[str, Any]:
     spec = ctx.spec
     if spec.object_storage_s3_secret:
-        data = (
-            ctx.secret(
-                spec.object_storage_s3_secret, "spec.object_storage_s3_secret", "s3-bucket-name"
-            )
-            or {}
-        )
-        options: dict[str, Any] = {
-            "addressing_style": data.get("s3-addressing-style") or "path",
-            "bucket_name": data.get("s3-bucket-name", ""),
-            "signature_version": "s3v4",
-        }
-        if data.get("s3-endpoint"):
-            options["endpoint_url"] = data["s3-endpoint"]
-        if data.get("s3-region"):
-            options["region_name"] = data["s3-region"]
-        backend = "storages.backends.s3boto3.S3Boto3Storage"
+        backend = S3_BACKEND if at_least(ctx.version, (3, 49)) else S3_BACKEND_BEFORE_3_49
+        options = _s3_options(ctx, spec.object_storage_s3_secret)
     elif spec.object_storage_azure_secret:
-        data = (
-            ctx.secret(
-                spec.object_storage_azure_secret,
-                "spec.object_storage_azure_secret",
-                "azure-account-name",
-                "azure-container",
-            )
-            or {}
-        )
-        options = {
-            "account_name": data.get("azure-account-name", ""),
-            "azure_container": data.get("azure-container", ""),
-            "expiration_secs": 60,
-            "location": data.get("azure-container-path", ""),
-            "overwrite_files": True,
-        }
-        backend = "storages.backends.azure_storage.AzureStorage"
+        backend = AZURE_BACKEND
+        options = _azure_options(ctx, spec.object_storage_azure_secret)
     elif spec.object_storage_gcs_secret:
-        data = (
-            ctx.secret(
-                spec.object_storage_gcs_secret, "spec.object_storage_gcs_secret", "gcs-bucket-name"
-            )
-            or {}
-        )
-        options = {"bucket_name": data.get("gcs-bucket-name", "")}
-        for key in ("iam-sign-blob", "querystring-auth", "file-overwrite"):
-            if key in data:
-                options[key.replace("-", "_")] = data[key].strip().lower() in ("true", "1", "yes")
-        backend = "storages.backends.gcloud.GoogleCloudStorage"
+        backend = GCS_BACKEND
+        options = _gcs_options(ctx, spec.object_storage_gcs_secret)
     else:
         return {}
     return {
@@ -224,7 +294,12 @@ def _cache(ctx: Ctx) -> dict[str, Any]:
 
 
 def _token_server(ctx: Ctx) -> str:
+    """Where container clients get their tokens: /token/ of the address users reach Pulp at
+    (pulp-web and the nginx Ingress route it to the API), which a custom CONTENT_ORIGIN names
+    when the spec does not; the API Service inside the cluster when there is no such address."""
     spec = ctx.spec
+    if ctx.url != ctx.root_url:
+        return f"{ctx.url.rstrip('/')}/token/"
     if spec.ingress_kind in ("ingress", "route") and ctx.root_url != ctx.internal_url:
         return f"{ctx.root_url}/token/"
     return f"http://{names.api_service(ctx.name)}.{ctx.namespace}.svc.cluster.local:24817/token/"
@@ -233,7 +308,7 @@ def _token_server(ctx: Ctx) -> str:
 def defaults(ctx: Ctx) -> dict[str, Any]:
     spec = ctx.spec
     values: dict[str, Any] = {
-        "ANSIBLE_API_HOSTNAME": ctx.root_url,
+        "ANSIBLE_API_HOSTNAME": ctx.url,
         "ANSIBLE_CERTS_DIR": f"{KEYS_DIR}/",
         "CONTENT_ORIGIN": ctx.root_url,
         "DB_ENCRYPTION_KEY": f"{KEYS_DIR}/{FERNET_KEY}",
@@ -260,7 +335,7 @@ def defaults(ctx: Ctx) -> dict[str, Any]:
 
 def render(ctx: Ctx) -> str:
     """The text of settings.py: our defaults, with the user's custom settings replacing any of
-    them, in sorted order; then the LDAP block."""
+    them, in sorted order; then the LDAP and SSO blocks."""
     ours = defaults(ctx)
     lines = [HEADER.format(namespace=ctx.namespace, name=ctx.name)]
     for key in sorted(set(ours) | set(ctx.custom.raw)):
@@ -269,6 +344,7 @@ def render(ctx: Ctx) -> str:
         else:
             lines.append(f"{key} = {pformat(ours[key], width=100, sort_dicts=True)}")
     lines.extend(ldap_lines(ctx))
+    lines.extend(sso_lines(ctx))
     return "\n".join(lines) + "\n"
 
 
@@ -281,9 +357,9 @@ def secret_env(ctx: Ctx) -> list[dict[str, Any]]:
         env += [
             env_value("POSTGRES_SERVICE_HOST", names.database_service(ctx.name)),
             env_value("POSTGRES_SERVICE_PORT", str(spec.database.postgres_port)),
-            env_secret("PULP_DATABASES__default__NAME", pg, "database"),
-            env_secret("PULP_DATABASES__default__USER", pg, "username"),
-            env_secret("PULP_DATABASES__default__PASSWORD", pg, "password"),
+            *string_secret_env("PULP_DATABASES__default__NAME", pg, "database"),
+            *string_secret_env("PULP_DATABASES__default__USER", pg, "username"),
+            *string_secret_env("PULP_DATABASES__default__PASSWORD", pg, "password"),
         ]
     else:
         env += [
@@ -291,16 +367,16 @@ def secret_env(ctx: Ctx) -> list[dict[str, Any]]:
             env_secret("POSTGRES_SERVICE_PORT", pg, "POSTGRES_PORT"),
             env_secret("PULP_DATABASES__default__HOST", pg, "POSTGRES_HOST"),
             env_secret("PULP_DATABASES__default__PORT", pg, "POSTGRES_PORT"),
-            env_secret("PULP_DATABASES__default__NAME", pg, "POSTGRES_DB_NAME"),
-            env_secret("PULP_DATABASES__default__USER", pg, "POSTGRES_USERNAME"),
-            env_secret("PULP_DATABASES__default__PASSWORD", pg, "POSTGRES_PASSWORD"),
+            *string_secret_env("PULP_DATABASES__default__NAME", pg, "POSTGRES_DB_NAME"),
+            *string_secret_env("PULP_DATABASES__default__USER", pg, "POSTGRES_USERNAME"),
+            *string_secret_env("PULP_DATABASES__default__PASSWORD", pg, "POSTGRES_PASSWORD"),
         ]
         data = ctx.inputs.secrets.get(pg) or {}
         if data.get("POSTGRES_SSLMODE"):
             env.append(
                 env_secret("PULP_DATABASES__default__OPTIONS__sslmode", pg, "POSTGRES_SSLMODE")
             )
-    env.append(env_secret("PULP_SECRET_KEY", ctx.secrets.secret_key, "secret_key"))
+    env += string_secret_env("PULP_SECRET_KEY", ctx.secrets.secret_key, "secret_key")
     env += _cache_env(ctx)
     env += _storage_env(ctx)
     ldap = spec.ldap
@@ -308,8 +384,19 @@ def secret_env(ctx: Ctx) -> list[dict[str, Any]]:
         data = ctx.inputs.secrets.get(ldap.config) or {}
         for key in sorted(data):
             if key.upper() in _LDAP_SECRET:
-                env.append(env_secret(f"PULP_{key.upper()}", ldap.config, key))
+                env += string_secret_env(f"PULP_{key.upper()}", ldap.config, key)
+    if spec.sso_secret and SSO_SECRET in (ctx.inputs.secrets.get(spec.sso_secret) or {}):
+        env += string_secret_env(f"PULP_{SSO_SECRET.upper()}", spec.sso_secret, SSO_SECRET)
     return env
+
+
+def string_secret_env(name: str, secret: str, key: str) -> list[dict[str, Any]]:
+    """A setting from a Secret that stays a string: dynaconf reads PULP_* values as TOML (a
+    password 12345 would become an int, true a bool), so the value goes through a variable of
+    its own and reaches the setting as `@str <value>` (Kubernetes expands $(VAR) of a variable
+    defined before it)."""
+    raw = f"SECRET_{name.removeprefix('PULP_')}"
+    return [env_secret(raw, secret, key), env_value(name, f"@str $({raw})")]
 
 
 def _cache_env(ctx: Ctx) -> list[dict[str, Any]]:
@@ -322,7 +409,7 @@ def _cache_env(ctx: Ctx) -> list[dict[str, Any]]:
             env_value("REDIS_SERVICE_PORT", str(cache.redis_port)),
         ]
     secret = cache.external_cache_secret or ""
-    data = ctx.secret(secret, "spec.cache.external_cache_secret", "REDIS_HOST", "REDIS_PORT") or {}
+    data = ctx.secret(secret) or {}
     env = [
         env_secret("REDIS_SERVICE_HOST", secret, "REDIS_HOST"),
         env_secret("REDIS_SERVICE_PORT", secret, "REDIS_PORT"),
@@ -331,7 +418,7 @@ def _cache_env(ctx: Ctx) -> list[dict[str, Any]]:
     ]
     # An empty value would set the setting to "" (REDIS_DB "" breaks the client): leave it out.
     if data.get("REDIS_PASSWORD"):
-        env.append(env_secret("PULP_REDIS_PASSWORD", secret, "REDIS_PASSWORD"))
+        env += string_secret_env("PULP_REDIS_PASSWORD", secret, "REDIS_PASSWORD")
     if data.get("REDIS_DB"):
         env.append(env_secret("PULP_REDIS_DB", secret, "REDIS_DB"))
     return env
@@ -347,11 +434,18 @@ def _storage_env(ctx: Ctx) -> list[dict[str, Any]]:
         secret = spec.object_storage_azure_secret
         keys = {"azure-account-key": "account_key", "azure-connection-string": "connection_string"}
     elif spec.object_storage_gcs_secret:
-        return [env_value("GOOGLE_APPLICATION_CREDENTIALS", f"{KEYS_DIR}/{GCS_KEY}")]
+        if GCS_KEY in (ctx.inputs.secrets.get(spec.object_storage_gcs_secret) or {}):
+            return [env_value("GOOGLE_APPLICATION_CREDENTIALS", f"{KEYS_DIR}/{GCS_KEY}")]
+        return []  # Workload Identity (upstream's way): Google's libraries find the credentials
     else:
         return []
     data = ctx.inputs.secrets.get(secret) or {}
-    return [env_secret(option + opt, secret, key) for key, opt in keys.items() if data.get(key)]
+    return [
+        e
+        for key, opt in keys.items()
+        if data.get(key)
+        for e in string_secret_env(option + opt, secret, key)
+    ]
 
 
 def config_hash(ctx: Ctx, settings_text: str) -> str:
@@ -373,6 +467,9 @@ def _referenced_data(ctx: Ctx) -> dict[str, Any]:
         spec.cache.external_cache_secret if spec.cache and ctx.cache_enabled else None,
         spec.ldap.config if spec.ldap else None,
         spec.ldap.ca if spec.ldap else None,
+        spec.sso_secret,
+        spec.signing_secret,
+        spec.signing_scripts,
     ]
     found: dict[str, Mapping[str, str] | None] = {
         s: ctx.inputs.secrets.get(s) for s in secrets if s
@@ -385,12 +482,3 @@ def _referenced_data(ctx: Ctx) -> dict[str, Any]:
         "secrets": {k: dict(v) if v is not None else None for k, v in sorted(found.items())},
         "configmaps": {k: dict(v) if v is not None else None for k, v in config_maps.items()},
     }
-
-
-def trusted_ca(ctx: Ctx) -> tuple[str, str] | None:
-    """ConfigMap name and key of the CA bundle to trust (mount_trusted_ca_configmap_key)."""
-    value = ctx.spec.mount_trusted_ca_configmap_key
-    if not value:
-        return None
-    cm, _, key = value.partition(":")
-    return cm, key

@@ -25,9 +25,21 @@ from .common import (
 )
 from .context import Ctx
 from .inputs import Manifest
+from .pulpcore import DRAIN_SECONDS, ROLLING_UPDATE
+from .upgrade import web_image
 from .workload import deployment, pod_spec, service, workload_replicas
 
 COMPONENT = "web"
+GRACE_SECONDS = DRAIN_SECONDS + 120 + 5
+"""Drain, then nginx's graceful quit lets the responses in flight finish (the default proxy
+timeouts are 120 s)."""
+
+# SIGTERM makes nginx drop its connections (the images set no stop signal): the preStop hook keeps
+# serving while the endpoint removal spreads, then quits gracefully (SIGQUIT: stop accepting, finish
+# every request) and waits for the master (PID 1) to exit.
+_GRACEFUL_QUIT = (
+    f"sleep {DRAIN_SECONDS}; nginx -s quit; while kill -0 1 2>/dev/null; do sleep 1; done"
+)
 
 _PROXY = """\
             proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
@@ -140,12 +152,13 @@ def _deployment(ctx: Ctx, web: WebSpec, conf: str) -> Manifest:
     }
     container: dict[str, Any] = {
         "name": "web",
-        "image": f"{spec.image_web}:{spec.image_web_version}",
+        "image": web_image(spec, ctx.inputs.status, ctx.pod_image, ctx.spec_image),
         "imagePullPolicy": spec.image_pull_policy,
         "ports": [{"name": "web", "containerPort": WEB_CONTAINER_PORT, "protocol": "TCP"}],
         "readinessProbe": web.readiness_probe or readiness,
     }
     set_if(container, "livenessProbe", web.liveness_probe)
+    container["lifecycle"] = {"preStop": {"exec": {"command": ["/bin/sh", "-c", _GRACEFUL_QUIT]}}}
     set_if(container, "env", merge_env([], web.env_vars))
     set_if(container, "resources", resources(web.resource_requirements))
     container["volumeMounts"] = [
@@ -176,6 +189,7 @@ def _deployment(ctx: Ctx, web: WebSpec, conf: str) -> Manifest:
         },
         service_account=names.service_account(ctx.name),
         topology=web.topology_spread_constraints,
+        grace_seconds=GRACE_SECONDS,
     )
     return deployment(
         ctx,
@@ -183,7 +197,7 @@ def _deployment(ctx: Ctx, web: WebSpec, conf: str) -> Manifest:
         names.web(ctx.name),
         pod=pod,
         replicas=workload_replicas(web),
-        strategy=web.strategy,
+        strategy=web.strategy or ROLLING_UPDATE,
         annotations=web.deployment_annotations,
         pod_annotations={names.CONFIG_HASH_ANNOTATION: digest(conf)},
         extra_pod_labels=web.pod_labels,
