@@ -8,7 +8,8 @@ namespaces of its own (``RealNode.namespace``), runs its own operator process fo
 (``RealNode.operator``) and deletes its namespaces when it is done.
 
 ``test_node.py`` checks the node itself (including its stop) with a node of its own: its tests
-run first, before the shared node starts.
+run first, before the shared node starts. The modules run in ``budget.MODULE_ORDER``; under a
+deadline (``budget.DEADLINE_ENV``) only the modules that still fit start (see budget.py).
 """
 
 from __future__ import annotations
@@ -37,10 +38,16 @@ from pulp_devcluster.node import (
     release_machine_lock,
 )
 
+from .budget import NODE_START, Budget, order_key
 from .common import FIGURES, IMAGES, PULP_ARCHIVES, wait
 
 REPO = Path(__file__).resolve().parents[2]
 OWN_NODE_MODULES = ("test_node.py",)
+BUDGET = Budget.from_environment()
+#: Modules some of whose tests were deselected: their partial durations are not kept.
+PARTIAL: set[str] = set()
+#: Modules with a test that uses the shared node.
+USES_NODE: set[str] = set()
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -49,7 +56,10 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     The per-test timeout covers the test functions only, not their fixtures: starting a node
     waits for the machine's node lock while another process runs a node (which may take longer
     than a test may), and every step of a node's start has a timeout of its own."""
-    items.sort(key=lambda item: item.path.name not in OWN_NODE_MODULES)
+    items.sort(key=lambda item: (item.path.name not in OWN_NODE_MODULES, order_key(item.path.name)))
+    USES_NODE.update(
+        item.path.name for item in items if "real_node" in getattr(item, "fixturenames", ())
+    )
     here = Path(__file__).parent
     timeout = float(config.getini("timeout") or 0)
     for item in items:
@@ -57,12 +67,53 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.timeout(timeout, func_only=True))
 
 
+def pytest_deselected(items: Sequence[pytest.Item]) -> None:
+    PARTIAL.update(item.path.name for item in items)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Skip the tests of a module that does not fit in the tier's time budget (before any of its
+    fixtures is set up)."""
+    if Path(__file__).parent not in item.path.parents:
+        return
+    module = item.path.name
+    reason = BUDGET.admit(module, uses_node=module in USES_NODE)
+    if reason is not None:
+        pytest.skip(reason)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
+    """Measure each module (setup, tests and teardown of its tests) without the shared node's
+    start, which is measured on its own."""
+    started = time.monotonic()
+    node_before = BUDGET.measured.get(NODE_START, 0.0)
+    try:
+        return (yield)
+    finally:
+        module = item.path.name
+        if module in BUDGET.started and module not in PARTIAL:
+            node = BUDGET.measured.get(NODE_START, 0.0) - node_before
+            BUDGET.add(module, time.monotonic() - started - node)
+
+
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    """The figures the end-to-end tests measured (common.FIGURES), one line each."""
+    """The figures the end-to-end tests measured (common.FIGURES), one line each; the module
+    durations and the modules the time budget left out."""
     if FIGURES:
         terminalreporter.section("figures measured by the end-to-end tests")
         for name, value in FIGURES.items():
             terminalreporter.line(f"{name}: {json.dumps(value, sort_keys=True)}")
+    if BUDGET.measured:
+        terminalreporter.section("real-node tier: durations")
+        for name, seconds in BUDGET.measured.items():
+            terminalreporter.line(f"{name}: {seconds / 60:.1f} min")
+        BUDGET.save()
+    if BUDGET.skipped:
+        terminalreporter.section("real-node tier: modules not run (time budget)")
+        for reason in BUDGET.skipped.values():
+            terminalreporter.line(reason)
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
@@ -167,7 +218,10 @@ def real_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RealNode]:
     try:
         node_info = node.start()
         install_crds(info.kubeconfig, REPO / "config" / "crd")
-        print(f"\nreal node ready {time.monotonic() - started:.0f}s after the start of the fixture")
+        took = time.monotonic() - started
+        BUDGET.node_started = True
+        BUDGET.add(NODE_START, took)
+        print(f"\nreal node ready {took:.0f}s after the start of the fixture")
         yield RealNode(info, node_info, client, tmp_path_factory.mktemp("real-logs"))
     finally:
         client.close()
