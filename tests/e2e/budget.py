@@ -8,8 +8,9 @@ always runs to its end: its tests build on each other (deploy, then back up, the
 
 Expected durations come from the last measured run on this machine
 (``~/.cache/pulp-operator/e2e-durations.json``, written at the end of every run of the tier)
-and otherwise from ``durations.json`` beside this file (measured on the 2-core machine of
-README.md, with a cold containerd store). Modules run in ``MODULE_ORDER``: the node itself,
+and otherwise from ``durations.json`` beside this file (seconds on the 2-core machine of
+README.md with a cold containerd store: measured where a run measured them, estimates on the
+high side for the others). Modules run in ``MODULE_ORDER``: the node itself,
 then what a Pulp's users rely on most.
 """
 
