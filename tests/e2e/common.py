@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -14,6 +16,8 @@ from lightkube.resources.core_v1 import ConfigMap, ServiceAccount
 from pulp_operator.kube import PulpResource
 
 from ..support import as_dict as as_dict
+
+REPO = Path(__file__).resolve().parents[2]
 
 #: Figures the tests measure (durations, sizes, counts), printed at the end of the session
 #: (conftest.pytest_terminal_summary) so that every run's output carries them.
@@ -111,3 +115,23 @@ def deploy_pulp(client: Client, name: str, namespace: str, nodeport: int, **opti
             client.create(PulpResource.from_dict(doc))
         else:
             client.create(cast(ConfigMap, ConfigMap.from_dict(doc)))
+
+
+def run_pulp_cli(
+    base_url: str, username: str, password: str, home: Path, *args: str
+) -> subprocess.CompletedProcess[str]:
+    """pulp-cli of the project's venv against `base_url`, JSON output, its config and cache
+    under `home`; the result as it came."""
+    return subprocess.run(
+        [str(REPO / ".venv/bin/pulp"), "--base-url", base_url, "--username", username,
+         "--password", password, "--format", "json", *args],
+        env={**os.environ, "HOME": str(home), "XDG_CACHE_HOME": str(home / "c")},
+        capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+
+
+def pulp_cli(base_url: str, password: str, home: Path, *args: str) -> Any:
+    """pulp-cli as admin; its JSON output parsed (None for none); a failure fails the test."""
+    out = run_pulp_cli(base_url, "admin", password, home, *args)
+    assert out.returncode == 0, f"pulp {' '.join(args)}: {out.stderr}{out.stdout}"
+    return json.loads(out.stdout) if out.stdout.strip() else None

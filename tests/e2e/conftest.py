@@ -39,9 +39,8 @@ from pulp_devcluster.node import (
 )
 
 from .budget import NODE_START, Budget, order_key
-from .common import FIGURES, IMAGES, PULP_ARCHIVES, wait
+from .common import FIGURES, IMAGES, PULP_ARCHIVES, REPO, wait
 
-REPO = Path(__file__).resolve().parents[2]
 OWN_NODE_MODULES = ("test_node.py",)
 BUDGET = Budget.from_environment()
 #: Modules some of whose tests were deselected: their partial durations are not kept.

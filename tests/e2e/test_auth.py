@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import secrets
 import subprocess
 import tempfile
@@ -32,14 +31,13 @@ from pulp_operator import names
 from pulp_operator.kube import PulpResource
 
 from ..support import as_dict
-from .common import IMAGES, pulp_manifests, wait
+from .common import IMAGES, pulp_manifests, run_pulp_cli, wait
 from .conftest import RealNode
 from .ldapserver import ADMIN_DN, User, running_slapd
 from .test_plugins import deb_package, run
 
 pytestmark = pytest.mark.e2e
 
-REPO = Path(__file__).resolve().parents[2]
 NAME = "auth"
 NAMESPACE = "auth-e2e"
 NODEPORT = 30230
@@ -92,25 +90,7 @@ class AuthEnv:
         """pulp-cli as `user`; JSON output parsed. A failure raises PulpError."""
         if password is None:
             password = self.admin_password if user == "admin" else self.users[user].password
-        out = subprocess.run(
-            [
-                str(REPO / ".venv/bin/pulp"),
-                "--base-url",
-                self.base_url,
-                "--username",
-                user,
-                "--password",
-                password,
-                "--format",
-                "json",
-                *args,
-            ],
-            env={**os.environ, "HOME": str(self.home), "XDG_CACHE_HOME": str(self.home / "c")},
-            capture_output=True,
-            text=True,
-            timeout=300,
-            check=False,
-        )
+        out = run_pulp_cli(self.base_url, user, password, self.home, *args)
         if out.returncode != 0:
             raise PulpError(f"pulp {' '.join(args)} as {user}: {out.stderr}{out.stdout}")
         return json.loads(out.stdout) if out.stdout.strip() else None

@@ -26,9 +26,7 @@ import functools
 import hashlib
 import http.server
 import json
-import os
 import secrets
-import subprocess
 import threading
 import time
 import urllib.request
@@ -53,12 +51,11 @@ from lightkube.resources.core_v1 import (
 from pulp_operator import names
 from pulp_operator.kube import PulpBackupResource, PulpResource, PulpRestoreResource
 
-from .common import FIGURES, deploy_pulp, wait
+from .common import FIGURES, deploy_pulp, pulp_cli, wait
 from .conftest import RealNode
 
 pytestmark = pytest.mark.e2e
 
-REPO = Path(__file__).resolve().parents[2]
 NAME = "pulp"
 SOURCE = "backup-src"
 TARGET = "backup-dst"
@@ -113,27 +110,7 @@ class Env:
     figures: dict[str, Any] = field(default_factory=dict)
 
     def pulp(self, port: int, *args: str) -> Any:
-        out = subprocess.run(
-            [
-                str(REPO / ".venv/bin/pulp"),
-                "--base-url",
-                f"http://127.0.0.1:{port}",
-                "--username",
-                "admin",
-                "--password",
-                self.password,
-                "--format",
-                "json",
-                *args,
-            ],
-            env={**os.environ, "HOME": str(self.home), "XDG_CACHE_HOME": str(self.home / "c")},
-            capture_output=True,
-            text=True,
-            timeout=300,
-            check=False,
-        )
-        assert out.returncode == 0, f"pulp {' '.join(args)}: {out.stderr}{out.stdout}"
-        return json.loads(out.stdout) if out.stdout.strip() else None
+        return pulp_cli(f"http://127.0.0.1:{port}", self.password, self.home, *args)
 
     def get(self, cls: Any, name: str, namespace: str) -> dict[str, Any] | None:
         try:

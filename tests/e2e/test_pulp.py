@@ -13,9 +13,7 @@ import functools
 import hashlib
 import http.server
 import json
-import os
 import secrets
-import subprocess
 import threading
 import time
 import urllib.request
@@ -35,12 +33,11 @@ from pulp_devcluster.node import NodeInfo
 from pulp_operator import names
 from pulp_operator.kube import PulpResource
 
-from .common import IMAGES, PULP_TAG, as_dict, deploy_pulp, pulp_manifests, wait
+from .common import IMAGES, PULP_TAG, as_dict, deploy_pulp, pulp_cli, pulp_manifests, wait
 from .conftest import RealNode
 
 pytestmark = pytest.mark.e2e
 
-REPO = Path(__file__).resolve().parents[2]
 NODEPORT = 30180
 NAME = "e2e"
 NAMESPACE = "pulp-e2e"
@@ -61,27 +58,7 @@ class PulpEnv:
 
     def pulp(self, *args: str) -> Any:
         """Run pulp-cli; JSON output parsed."""
-        out = subprocess.run(
-            [
-                str(REPO / ".venv/bin/pulp"),
-                "--base-url",
-                self.base_url,
-                "--username",
-                "admin",
-                "--password",
-                self.password,
-                "--format",
-                "json",
-                *args,
-            ],
-            env={**os.environ, "HOME": str(self.home), "XDG_CACHE_HOME": str(self.home / "c")},
-            capture_output=True,
-            text=True,
-            timeout=300,
-            check=False,
-        )
-        assert out.returncode == 0, f"pulp {' '.join(args)}: {out.stderr}{out.stdout}"
-        return json.loads(out.stdout) if out.stdout.strip() else None
+        return pulp_cli(self.base_url, self.password, self.home, *args)
 
     def status(self) -> dict[str, Any]:
         with urllib.request.urlopen(f"{self.base_url}/pulp/api/v3/status/", timeout=10) as r:

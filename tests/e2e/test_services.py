@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import json
-import os
 import secrets
 import subprocess
 import tempfile
@@ -41,13 +39,12 @@ from pulp_operator.desired.trust import INJECT_LABEL
 from pulp_operator.kube import PulpResource
 
 from . import servers
-from .common import PULP_TAG, as_dict, wait
+from .common import PULP_TAG, as_dict, pulp_cli, run_pulp_cli, wait
 from .conftest import RealNode
 
 # A test here may wait for two rollouts (and the fixture for a node and a Pulp) on a busy machine.
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1800)]
 
-REPO = Path(__file__).resolve().parents[2]
 NAME = "example-pulp"
 NAMESPACE = "storage-services"
 NODEPORT = 30220
@@ -81,30 +78,10 @@ class Env:
         return self.node.node.node_ip
 
     def run_pulp(self, *args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [
-                str(REPO / ".venv/bin/pulp"),
-                "--base-url",
-                BASE_URL,
-                "--username",
-                "admin",
-                "--password",
-                self.password,
-                "--format",
-                "json",
-                *args,
-            ],
-            env={**os.environ, "HOME": str(self.home), "XDG_CACHE_HOME": str(self.home / "c")},
-            capture_output=True,
-            text=True,
-            timeout=300,
-            check=False,
-        )
+        return run_pulp_cli(BASE_URL, "admin", self.password, self.home, *args)
 
     def pulp(self, *args: str) -> Any:
-        out = self.run_pulp(*args)
-        assert out.returncode == 0, f"pulp {' '.join(args)}: {out.stderr}{out.stdout}"
-        return json.loads(out.stdout) if out.stdout.strip() else None
+        return pulp_cli(BASE_URL, self.password, self.home, *args)
 
     def pulp_cr(self) -> dict[str, Any]:
         return as_dict(self.client.get(PulpResource, NAME, namespace=NAMESPACE))

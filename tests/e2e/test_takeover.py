@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import secrets
-import subprocess
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -32,12 +30,11 @@ from pulp_operator import names
 from pulp_operator.kube import PulpResource, resource_class
 
 from . import upstream
-from .common import PULP_TAG, as_dict, wait
+from .common import PULP_TAG, as_dict, pulp_cli, wait
 from .conftest import RealNode
 
 pytestmark = pytest.mark.e2e
 
-REPO = Path(__file__).resolve().parents[2]
 NAME = "legacy"
 NAMESPACE = "upgrade-takeover"
 NODEPORT = 30251
@@ -59,14 +56,7 @@ class Env:
 
     def pulp(self, *args: str) -> Any:
         password = self.secret(f"{NAME}-admin-password", "password")
-        out = subprocess.run(
-            [str(REPO / ".venv/bin/pulp"), "--base-url", self.base_url, "--username", "admin",
-             "--password", password, "--format", "json", *args],
-            env={**os.environ, "HOME": str(self.home), "XDG_CACHE_HOME": str(self.home / "c")},
-            capture_output=True, text=True, timeout=300, check=False,
-        )  # fmt: skip
-        assert out.returncode == 0, f"pulp {' '.join(args)}: {out.stderr}{out.stdout}"
-        return json.loads(out.stdout) if out.stdout.strip() else None
+        return pulp_cli(self.base_url, password, self.home, *args)
 
     def cr(self) -> dict[str, Any]:
         return as_dict(self.client.get(PulpResource, NAME, namespace=NAMESPACE))

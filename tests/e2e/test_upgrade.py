@@ -15,9 +15,7 @@ import functools
 import hashlib
 import http.server
 import json
-import os
 import secrets
-import subprocess
 import threading
 import time
 import urllib.request
@@ -36,12 +34,11 @@ from lightkube.types import PatchType
 from pulp_operator import names
 from pulp_operator.kube import PulpResource
 
-from .common import FIGURES, IMAGES, PULP_TAG, as_dict, pulp_manifests, wait
+from .common import FIGURES, IMAGES, PULP_TAG, REPO, as_dict, pulp_cli, pulp_manifests, wait
 from .conftest import RealNode
 
 pytestmark = pytest.mark.e2e
 
-REPO = Path(__file__).resolve().parents[2]
 NAME = "up"
 NAMESPACE = "upgrade-e2e"
 NODEPORT = 30250
@@ -61,15 +58,8 @@ class Env:
     """Content path (under /pulp/content/) -> the bytes it must serve."""
 
     def pulp(self, *args: str, password: str | None = None) -> Any:
-        out = subprocess.run(
-            [str(REPO / ".venv/bin/pulp"), "--base-url", self.base_url, "--username", "admin",
-             "--password", self.password if password is None else password,
-             "--format", "json", *args],
-            env={**os.environ, "HOME": str(self.home), "XDG_CACHE_HOME": str(self.home / "c")},
-            capture_output=True, text=True, timeout=300, check=False,
-        )  # fmt: skip
-        assert out.returncode == 0, f"pulp {' '.join(args)}: {out.stderr}{out.stdout}"
-        return json.loads(out.stdout) if out.stdout.strip() else None
+        password = self.password if password is None else password
+        return pulp_cli(self.base_url, password, self.home, *args)
 
     def cr(self) -> dict[str, Any]:
         return as_dict(self.client.get(PulpResource, NAME, namespace=NAMESPACE))
