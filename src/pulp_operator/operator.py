@@ -29,6 +29,8 @@ from typing import Any, Literal
 
 import kopf
 from aiohttp import web
+from kopf._cogs.clients import errors as kopf_errors
+from kopf._cogs.clients import watching as kopf_watching
 from lightkube.core.exceptions import ApiError
 from prometheus_client import start_http_server
 
@@ -146,6 +148,55 @@ class Forever:
         return itertools.chain((1, 1, 2, 3, 5), itertools.repeat(8.0))
 
 
+def _unending(original: Callable[..., AsyncIterator[Any]]) -> Callable[..., AsyncIterator[Any]]:
+    """kopf's watch stream of one kind, started again after any error of the API.
+
+    kopf retries a dropped connection, 429 and 5xx, but a watch that gets a 404 (a restarted API
+    server answers so for a custom resource until it has registered its CRDs again) or an ERROR
+    event other than 410 ends its watcher task for good: that kind is never watched again while
+    the operator keeps running. Here the stream starts again after a delay (it lists first, so
+    what the gap hid arrives as a listing: `Runtime.saw_listing`)."""
+
+    async def watch(**kwargs: Any) -> AsyncIterator[Any]:
+        resource = kwargs.get("resource")
+        delays: Iterator[float] = iter(Forever())
+        failures = 0
+        while True:
+            try:
+                async for event in original(**kwargs):
+                    if failures:
+                        log.info("watch of %s works again after %d failures", resource, failures)
+                        failures, delays = 0, iter(Forever())
+                    yield event
+                return  # kopf's test mode (`_iterations`) only: the real stream never ends
+            except kopf_errors.APIUnauthorizedError:
+                raise  # kopf's own re-login handles credentials
+            except (kopf_errors.APIError, kopf_watching.WatchingError) as exc:
+                failures += 1
+                delay = next(delays)
+                if failures == 1 or failures % 20 == 0:
+                    log.warning(
+                        "watch of %s failed (%s: %s); watching again in %.0f s",
+                        resource, type(exc).__name__, exc, delay,
+                    )  # fmt: skip
+                await asyncio.sleep(delay)
+
+    watch.unending = True  # type: ignore[attr-defined]
+    return watch
+
+
+def install_unending_watches() -> bool:
+    """Wrap kopf's watch streams (`_unending`) once; False when kopf has no such function (a
+    kopf whose internals moved: its own behaviour stays, and the operator says so)."""
+    original = getattr(kopf_watching, "infinite_watch", None)
+    if original is None:
+        log.warning("kopf has no infinite_watch: a watch that fails with 404 is not restarted")
+        return False
+    if not getattr(original, "unending", False):
+        kopf_watching.infinite_watch = _unending(original)
+    return True
+
+
 def in_scope(patterns: Sequence[str], namespace: str) -> bool:
     """Whether a namespace is watched: it matches a pattern (globs as kopf's) and no `!pattern`."""
     included = any(fnmatch.fnmatchcase(namespace, p) for p in patterns if not p.startswith("!"))
@@ -249,6 +300,7 @@ class Runtime:
 
 def build_registry(runtime: Runtime) -> kopf.OperatorRegistry:
     registry = kopf.OperatorRegistry()
+    install_unending_watches()
 
     def enqueue(key: QueueKey) -> None:
         if runtime.queue is not None:

@@ -23,6 +23,9 @@ from typing import Any
 
 import yaml
 
+LOG_TAIL = 150
+"""Lines of each operator's log printed when a test fails."""
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -103,6 +106,13 @@ def operators() -> Iterator[list[OperatorProc]]:
     started: list[OperatorProc] = []
     try:
         yield started
+    except BaseException:
+        # what each operator said is the only trace of why, once the test's tmp dir is gone
+        for op in started:
+            lines = op.log().splitlines() if op.log_path.exists() else []
+            print(f"--- last {min(len(lines), LOG_TAIL)} lines of {op.log_path.name} ---")
+            print("\n".join(lines[-LOG_TAIL:]))
+        raise
     finally:
         for op in started:
             op.stop()
