@@ -127,7 +127,7 @@ ROWS = (
         lambda s: s["drift_repair_s"]["p50"] <= 1.0,
     ),
     Row(
-        "idle after Ready: writes in the first 10 s / in the minute (simulated cluster)",
+        "idle after Ready: writes in the first 10 s / in the minute after them (simulated cluster)",
         "ready",
         lambda s: (
             f"{s['writes_in_10s_after_ready']} / {s['writes_in_minute_after_ready']}"
