@@ -7,9 +7,11 @@ delivering (a Pulp changed in the cluster and the periodic resync found the watc
 kopf issues #1276 and #996). An API server outage does not fail it: a restart cannot mend the API
 server, and restarts during an outage only add back-off delays to the recovery.
 
-`/readyz` fails for the same reasons and, besides, while the API server does not answer: it
-reports the outage (for how long, the last error). When the operator's own client has heard from
-the API server in the last few seconds that is proof enough; otherwise one cheap request asks.
+`/readyz` fails for the same reasons and, besides, while the API server does not answer (it
+reports the outage: for how long, the last error) and while a watch has failed to start again for
+over a minute (a 404 or an error event from the API server; `operator._unending`). When the
+operator's own client has heard from the API server in the last few seconds that is proof
+enough; otherwise one cheap request asks.
 """
 
 from __future__ import annotations
@@ -84,6 +86,8 @@ Check = Callable[[], Awaitable[tuple[str | None, dict[str, Any]]]]
 class Health:
     api: ApiContact
     checks: dict[str, Check]
+    ready_checks: dict[str, Check] = field(default_factory=dict)
+    """Checks of readiness only (a restart would not mend what they find)."""
 
     async def live(self) -> tuple[list[str], dict[str, Any]]:
         problems: list[str] = []
@@ -97,6 +101,10 @@ class Health:
 
     async def ready(self) -> tuple[list[str], dict[str, Any]]:
         problems, body = await self.live()
+        for name, check in self.ready_checks.items():
+            problem, _ = await check()
+            if problem:
+                problems.append(f"{name}: {problem}")
         body["api"] = await self.api.check()
         if not body["api"]["reachable"]:
             problems.append(

@@ -148,6 +148,13 @@ class Forever:
         return itertools.chain((1, 1, 2, 3, 5), itertools.repeat(8.0))
 
 
+FAILING_WATCHES: dict[str, tuple[float, str]] = {}
+"""Watch streams failing now ("resource@namespace"): since when (monotonic clock), the last error;
+shown by /readyz (`_health`)."""
+WATCH_FAILING_LIMIT = 60.0
+"""A watch failing this long makes the operator not ready."""
+
+
 def _unending(original: Callable[..., AsyncIterator[Any]]) -> Callable[..., AsyncIterator[Any]]:
     """kopf's watch stream of one kind, started again after any error of the API.
 
@@ -159,6 +166,7 @@ def _unending(original: Callable[..., AsyncIterator[Any]]) -> Callable[..., Asyn
 
     async def watch(**kwargs: Any) -> AsyncIterator[Any]:
         resource = kwargs.get("resource")
+        where = f"{resource}@{kwargs.get('namespace') or 'cluster'}"
         delays: Iterator[float] = iter(Forever())
         failures = 0
         while True:
@@ -167,12 +175,15 @@ def _unending(original: Callable[..., AsyncIterator[Any]]) -> Callable[..., Asyn
                     if failures:
                         log.info("watch of %s works again after %d failures", resource, failures)
                         failures, delays = 0, iter(Forever())
+                        FAILING_WATCHES.pop(where, None)
                     yield event
                 return  # kopf's test mode (`_iterations`) only: the real stream never ends
             except kopf_errors.APIUnauthorizedError:
                 raise  # kopf's own re-login handles credentials
             except (kopf_errors.APIError, kopf_watching.WatchingError) as exc:
                 failures += 1
+                since = FAILING_WATCHES.get(where, (time.monotonic(), ""))[0]
+                FAILING_WATCHES[where] = (since, f"{type(exc).__name__}: {exc}"[:300])
                 delay = next(delays)
                 if failures == 1 or failures % 20 == 0:
                     log.warning(
@@ -573,10 +584,24 @@ def _health(runtime: Runtime) -> health.Health:
         limit = runtime.options.resync_seconds * 1.5
         dead = [f"{ns}/{name}" for (ns, name), (_, since) in runtime.stale_pulps.items()
                 if now - since > limit]  # fmt: skip
-        shown = {"stale_pulps": len(runtime.stale_pulps)}
+        shown: dict[str, Any] = {"stale_pulps": len(runtime.stale_pulps)}
+        if FAILING_WATCHES:
+            shown["failing"] = {
+                where: {"for_seconds": round(now - since, 1), "error": error}
+                for where, (since, error) in sorted(FAILING_WATCHES.items())
+            }
         if dead:
             return f"the Pulp watch did not deliver changes of {', '.join(dead[:5])}", shown
         return None, shown
+
+    async def streams() -> tuple[str | None, dict[str, Any]]:
+        """Readiness only: a watch that cannot be established is not mended by a restart."""
+        now = time.monotonic()
+        long = sorted(w for w, (since, _) in FAILING_WATCHES.items()
+                      if now - since > WATCH_FAILING_LIMIT)  # fmt: skip
+        if long:
+            return f"watches failing for over {WATCH_FAILING_LIMIT:.0f}s: {', '.join(long)}", {}
+        return None, {}
 
     return health.Health(
         api=health.ApiContact(kube, ping),
@@ -585,6 +610,7 @@ def _health(runtime: Runtime) -> health.Health:
             "leader": leader,
             "watches": watches,
         },
+        ready_checks={"streams": streams},
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -12,6 +13,8 @@ from kopf._cogs.clients import watching as kopf_watching
 from kopf._core.reactor import queueing
 
 from pulp_operator import operator
+from pulp_operator.kube import Kube
+from pulp_operator.workqueue import WorkQueue
 
 
 def not_found() -> kopf_errors.APINotFoundError:
@@ -99,3 +102,48 @@ def test_kopfs_watcher_uses_the_wrapped_stream_and_wrapping_is_done_once() -> No
     assert kopf_watching.infinite_watch is first, "wrapped twice"
     # kopf's watcher task looks the stream up on the module at every call: the wrapper is used
     assert queueing.watching is kopf_watching  # type: ignore[attr-defined]
+
+
+async def test_a_failing_watch_is_recorded_while_it_fails_and_forgotten_when_it_works() -> None:
+    during: list[dict[str, tuple[float, str]]] = []
+    stream = flaky_stream([[not_found()], [not_found()], ["event"]])
+
+    async def observed(**kwargs: Any) -> AsyncIterator[Any]:
+        during.append(dict(operator.FAILING_WATCHES))
+        async for event in stream(**kwargs):
+            yield event
+
+    events = [e async for e in operator._unending(observed)(resource="pulps", namespace="ns")]
+    assert events == ["event"]
+    assert during[0] == {}
+    assert list(during[1]) == list(during[2]) == ["pulps@ns"]
+    assert during[1]["pulps@ns"][0] == during[2]["pulps@ns"][0], "since the first failure"
+    assert during[2]["pulps@ns"][1].startswith("APINotFoundError: ")
+    assert "pulps@ns" not in operator.FAILING_WATCHES, "forgotten once it delivers"
+
+
+async def test_readiness_fails_for_a_watch_failing_over_a_minute_liveness_does_not(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from pulp_operator import health
+
+    async def ping() -> None:
+        return None
+
+    async def handle(key: tuple[str, str]) -> None:
+        return None
+
+    runtime = operator.Runtime(operator.RunOptions())
+    runtime.kube = Kube.__new__(Kube)  # never asked: the API contact below pings nothing
+    runtime.kube.last_contact = None
+    runtime.queue = WorkQueue(handle)  # type: ignore[arg-type]
+    checks = operator._health(runtime)
+    checks.api = health.ApiContact(runtime.kube, ping)
+    now = time.monotonic()
+    monkeypatch.setitem(operator.FAILING_WATCHES, "pulps@ns", (now - 5, "APINotFoundError: x"))
+    assert (await checks.ready())[0] == [], "a watch failing for seconds is not a problem yet"
+    monkeypatch.setitem(operator.FAILING_WATCHES, "pulps@ns", (now - 61, "APINotFoundError: x"))
+    problems, body = await checks.ready()
+    assert problems == ["streams: watches failing for over 60s: pulps@ns"]
+    assert body["watches"]["failing"]["pulps@ns"]["error"] == "APINotFoundError: x"
+    assert (await checks.live())[0] == [], "a restart does not mend a watch the API refuses"
