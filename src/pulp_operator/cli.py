@@ -7,10 +7,14 @@ import argparse
 import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from . import __version__
+
+if TYPE_CHECKING:
+    from .desired.inputs import Manifest
 
 
 def _cmd_crds(args: argparse.Namespace) -> int:
@@ -26,26 +30,40 @@ def _cmd_crds(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_render(args: argparse.Namespace) -> int:
-    from .render import InputError, dump, load_documents, render
+def _transform(source: str, transform: Callable[[str], tuple[list[Manifest], list[str]]]) -> int:
+    """Read FILE (or stdin for "-"), print what `transform` makes of its text and its remarks
+    (lines "warning: ..." or "note: ..."); exit codes 2 (unreadable), 1 (bad input), 0."""
+    from .convert import ConvertError
+    from .render import InputError, dump
 
-    source = args.file
     try:
         text = sys.stdin.read() if source == "-" else Path(source).read_text()
     except OSError as exc:
         print(f"error: cannot read {source}: {exc.strerror}", file=sys.stderr)
         return 2
     try:
-        result = render(
-            load_documents(text, source), namespace=args.namespace, show_secrets=args.show_secrets
-        )
-    except InputError as exc:
+        objects, remarks = transform(text)
+    except (InputError, ConvertError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    for warning in result.warnings:
-        print(f"warning: {warning}", file=sys.stderr)
-    sys.stdout.write(dump(result.objects))
+    for remark in remarks:
+        print(remark, file=sys.stderr)
+    sys.stdout.write(dump(objects))
     return 0
+
+
+def _cmd_render(args: argparse.Namespace) -> int:
+    from .render import load_documents, render
+
+    def transform(text: str) -> tuple[list[Manifest], list[str]]:
+        result = render(
+            load_documents(text, args.file),
+            namespace=args.namespace,
+            show_secrets=args.show_secrets,
+        )
+        return result.objects, [f"warning: {w}" for w in result.warnings]
+
+    return _transform(args.file, transform)
 
 
 WATCH_NAMESPACE = "WATCH_NAMESPACE"
@@ -68,24 +86,14 @@ def watched_namespaces(
 
 
 def _cmd_convert(args: argparse.Namespace) -> int:
-    from .convert import ConvertError, convert
-    from .render import InputError, dump, load_documents
+    from .convert import convert
+    from .render import load_documents
 
-    source = args.file
-    try:
-        text = sys.stdin.read() if source == "-" else Path(source).read_text()
-    except OSError as exc:
-        print(f"error: cannot read {source}: {exc.strerror}", file=sys.stderr)
-        return 2
-    try:
-        result = convert(load_documents(text, source), storage_class=args.storage_class)
-    except (InputError, ConvertError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    for note in result.notes:
-        print(f"note: {note}", file=sys.stderr)
-    sys.stdout.write(dump(result.objects))
-    return 0
+    def transform(text: str) -> tuple[list[Manifest], list[str]]:
+        result = convert(load_documents(text, args.file), storage_class=args.storage_class)
+        return result.objects, [f"note: {n}" for n in result.notes]
+
+    return _transform(args.file, transform)
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
