@@ -28,6 +28,7 @@ from lightkube.resources.rbac_authorization_v1 import Role
 from lightkube.types import PatchType
 
 from pulp_operator import names
+from pulp_operator.api.crd import API_VERSION
 from pulp_operator.backups import Backups
 from pulp_operator.desired import backup as build
 from pulp_operator.kube import Kube, PulpBackupResource, PulpResource, PulpRestoreResource
@@ -60,6 +61,20 @@ async def create(kube: Kube, body: dict[str, Any]) -> dict[str, Any]:
     return obj.to_dict()  # type: ignore[no-any-return]
 
 
+def run_body(kind: str, namespace: str | None, name: str, **spec: Any) -> dict[str, Any]:
+    """A PulpBackup or PulpRestore (namespace None: left out)."""
+    meta = {"name": name} if namespace is None else {"name": name, "namespace": namespace}
+    return {"apiVersion": API_VERSION, "kind": kind, "metadata": meta, "spec": spec}
+
+
+async def make_backup(kube: Kube, namespace: str, name: str, **spec: Any) -> dict[str, Any]:
+    return await create(kube, run_body("PulpBackup", namespace, name, **spec))
+
+
+async def make_restore(kube: Kube, namespace: str, name: str, **spec: Any) -> dict[str, Any]:
+    return await create(kube, run_body("PulpRestore", namespace, name, **spec))
+
+
 async def make_pulp(
     kube: Kube, namespace: str, name: str = "pulp", spec: dict[str, Any] | None = None
 ) -> None:
@@ -76,7 +91,7 @@ async def make_pulp(
     await create(
         kube,
         {
-            "apiVersion": "repo-manager.pulpproject.org/v1",
+            "apiVersion": API_VERSION,
             "kind": "Pulp",
             "metadata": {"name": name, "namespace": namespace},
             "spec": spec or PULP_SPEC,
@@ -133,12 +148,7 @@ async def test_a_backup_runs_step_by_step_and_then_changes_nothing(
 ) -> None:
     ns = api_namespace
     await make_pulp(kube, ns)
-    body = {
-        "apiVersion": "repo-manager.pulpproject.org/v1",
-        "kind": "PulpBackup",
-        "metadata": {"name": "nightly", "namespace": ns},
-        "spec": {"deployment_name": "pulp"},
-    }
+    body = run_body("PulpBackup", ns, "nightly", deployment_name="pulp")
     await create(kube, body)
 
     assert await passes(kube, ns, "nightly") == 0.0
@@ -234,15 +244,7 @@ async def test_backup_failures_name_the_step_and_what_to_do(kube: Kube, api_name
     ns = api_namespace
     await make_pulp(kube, ns)
     for name, pulp in (("missing", "nope"), ("broken", "pulp")):
-        await create(
-            kube,
-            {
-                "apiVersion": "repo-manager.pulpproject.org/v1",
-                "kind": "PulpBackup",
-                "metadata": {"name": name, "namespace": ns},
-                "spec": {"deployment_name": pulp},
-            },
-        )
+        await make_backup(kube, ns, name, deployment_name=pulp)
     await passes(kube, ns, "missing", count=2)
     failed = cond(await backup(kube, ns, "missing"), "BackupComplete")
     assert failed["reason"] == "PrepareFailed"
@@ -280,12 +282,7 @@ async def test_backup_failures_name_the_step_and_what_to_do(kube: Kube, api_name
 
 async def test_the_api_server_rejects_bad_backups(kube: Kube, api_namespace: str) -> None:
     def backup_body(spec: dict[str, Any]) -> dict[str, Any]:
-        return {
-            "apiVersion": "repo-manager.pulpproject.org/v1",
-            "kind": "PulpBackup",
-            "metadata": {"name": "bad"},
-            "spec": spec,
-        }
+        return run_body("PulpBackup", None, "bad", **spec)
 
     async def refused(body: dict[str, Any]) -> str:
         body = {**body, "metadata": {**body["metadata"], "namespace": api_namespace}}
@@ -302,12 +299,7 @@ async def test_the_api_server_rejects_bad_backups(kube: Kube, api_namespace: str
     assert "schedule must be a cron expression" in await refused(
         backup_body({"deployment_name": "p", "schedule": "every day"})
     )
-    restore = {
-        "apiVersion": "repo-manager.pulpproject.org/v1",
-        "kind": "PulpRestore",
-        "metadata": {"name": "bad"},
-        "spec": {"backup_pvc": "claim"},
-    }
+    restore = run_body("PulpRestore", None, "bad", backup_pvc="claim")
     assert "backup_pvc and backup_dir" in await refused(restore)
 
 
@@ -336,15 +328,7 @@ async def test_external_database_version_picks_the_client(kube: Kube, api_namesp
         },
     }
     await make_pulp(kube, ns, spec=spec)
-    await create(
-        kube,
-        {
-            "apiVersion": "repo-manager.pulpproject.org/v1",
-            "kind": "PulpBackup",
-            "metadata": {"name": "ext", "namespace": ns},
-            "spec": {"deployment_name": "pulp"},
-        },
-    )
+    await make_backup(kube, ns, "ext", deployment_name="pulp")
     await passes(kube, ns, "ext", count=3)
     directory = (await backup(kube, ns, "ext"))["status"]["run"]["directory"]
     detect = await kube.get(Job, f"{directory}-db", ns)
@@ -376,14 +360,8 @@ async def test_external_database_version_picks_the_client(kube: Kube, api_namesp
 async def test_scheduled_backups_run_once_per_slot(kube: Kube, api_namespace: str) -> None:
     ns = api_namespace
     await make_pulp(kube, ns)
-    created = await create(
-        kube,
-        {
-            "apiVersion": "repo-manager.pulpproject.org/v1",
-            "kind": "PulpBackup",
-            "metadata": {"name": "hourly", "namespace": ns},
-            "spec": {"deployment_name": "pulp", "schedule": "0 * * * *", "keep": 2},
-        },
+    created = await make_backup(
+        kube, ns, "hourly", deployment_name="pulp", schedule="0 * * * *", keep=2
     )
     born = build.parse_time(created["metadata"]["creationTimestamp"])
     clock = {"now": born + datetime.timedelta(seconds=5)}
@@ -462,15 +440,7 @@ async def objects_from_a_backup(kube: Kube, source_ns: str) -> dict[str, str]:
     """The object files a real backup of a Pulp in source_ns holds (made by the backup
     controller: its objects Secret, before the Job ran)."""
     await make_pulp(kube, source_ns)
-    await create(
-        kube,
-        {
-            "apiVersion": "repo-manager.pulpproject.org/v1",
-            "kind": "PulpBackup",
-            "metadata": {"name": "b", "namespace": source_ns},
-            "spec": {"deployment_name": "pulp"},
-        },
-    )
+    await make_backup(kube, source_ns, "b", deployment_name="pulp")
     await passes(kube, source_ns, "b", count=3)
     directory = (await backup(kube, source_ns, "b"))["status"]["run"]["directory"]
     secret = await kube.get(Secret, directory, source_ns)
@@ -541,16 +511,14 @@ async def test_a_restore_brings_the_pulp_back_step_by_step(kube: Kube, api_names
             },
         },
     )
-    await create(
+    await make_restore(
         kube,
-        {
-            "apiVersion": "repo-manager.pulpproject.org/v1",
-            "kind": "PulpRestore",
-            "metadata": {"name": "r", "namespace": ns},
-            "spec": {"backup_pvc": "moved-backup", "backup_dir": "b-20260101-000000",
-                     "pulp_spec": {"image_version": "3.123.1"}},
-        },
-    )  # fmt: skip
+        ns,
+        "r",
+        backup_pvc="moved-backup",
+        backup_dir="b-20260101-000000",
+        pulp_spec={"image_version": "3.123.1"},
+    )
     await restore_pass(kube, ns, "r")
     read = await kube.get(Job, "r-read", ns)
     assert read is not None
@@ -643,15 +611,7 @@ async def test_a_restore_never_overwrites_an_existing_pulp_unless_told(
     files = await objects_from_a_backup(kube, ns)  # the Pulp runs here already
     await make_claim(kube, ns, "claim")
     for name, extra in (("careful", {}), ("forced", {"allow_overwrite": True})):
-        await create(
-            kube,
-            {
-                "apiVersion": "repo-manager.pulpproject.org/v1",
-                "kind": "PulpRestore",
-                "metadata": {"name": name, "namespace": ns},
-                "spec": {"backup_pvc": "claim", "backup_dir": "d", **extra},
-            },
-        )
+        await make_restore(kube, ns, name, backup_pvc="claim", backup_dir="d", **extra)
         await restore_pass(kube, ns, name)
         await hand_over(kube, ns, name, files)
         await finish_job(kube, ns, f"{name}-read")
