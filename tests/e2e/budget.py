@@ -94,6 +94,7 @@ class Budget:
     started: set[str] = field(default_factory=set)
     skipped: dict[str, str] = field(default_factory=dict)
     measured: dict[str, float] = field(default_factory=dict)
+    partial: set[str] = field(default_factory=set)
     node_started: bool = False
 
     @classmethod
@@ -125,12 +126,22 @@ class Budget:
     def add(self, name: str, seconds: float) -> None:
         self.measured[name] = self.measured.get(name, 0.0) + seconds
 
+    def unrepresentative(self, module: str) -> None:
+        """A module whose duration says nothing of the next run's (some of its tests were
+        deselected, failed or errored): its measurement is not kept."""
+        self.partial.add(module)
+
+    def kept(self) -> dict[str, float]:
+        return {k: v for k, v in self.measured.items() if k not in self.partial}
+
     def save(self, path: Path = MEASURED) -> None:
-        """Keep this run's measured durations (merged into earlier ones) for the next run."""
-        if not self.measured:
+        """Keep this run's representative durations (merged into earlier ones) for the next
+        run."""
+        kept = self.kept()
+        if not kept:
             return
         merged = read_estimates(path)
-        merged.update({k: round(v, 1) for k, v in self.measured.items()})
+        merged.update({k: round(v, 1) for k, v in kept.items()})
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp")
         tmp.write_text(json.dumps(merged, indent=2, sort_keys=True) + "\n")

@@ -43,8 +43,6 @@ from .common import FIGURES, IMAGES, PULP_ARCHIVES, REPO, wait
 
 OWN_NODE_MODULES = ("test_node.py",)
 BUDGET = Budget.from_environment()
-#: Modules some of whose tests were deselected: their partial durations are not kept.
-PARTIAL: set[str] = set()
 #: Modules with a test that uses the shared node.
 USES_NODE: set[str] = set()
 
@@ -67,7 +65,15 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 def pytest_deselected(items: Sequence[pytest.Item]) -> None:
-    PARTIAL.update(item.path.name for item in items)
+    for item in items:
+        BUDGET.unrepresentative(item.path.name)
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    """A module with a failed or errored test: its duration is not kept (a setup that errors
+    at once would otherwise be remembered as a module that takes no time)."""
+    if report.failed:
+        BUDGET.unrepresentative(Path(report.fspath).name)
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -92,7 +98,7 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
         return (yield)
     finally:
         module = item.path.name
-        if module in BUDGET.started and module not in PARTIAL:
+        if module in BUDGET.started:
             node = BUDGET.measured.get(NODE_START, 0.0) - node_before
             BUDGET.add(module, time.monotonic() - started - node)
 
@@ -107,7 +113,8 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     if BUDGET.measured:
         terminalreporter.section("real-node tier: durations")
         for name, seconds in BUDGET.measured.items():
-            terminalreporter.line(f"{name}: {seconds / 60:.1f} min")
+            kept = "" if name not in BUDGET.partial else " (not kept: not every test passed)"
+            terminalreporter.line(f"{name}: {seconds / 60:.1f} min{kept}")
         BUDGET.save()
     if BUDGET.skipped:
         terminalreporter.section("real-node tier: modules not run (time budget)")

@@ -83,3 +83,15 @@ def test_every_module_of_the_tier_has_a_place_and_an_estimate() -> None:
     assert [m for m in sorted(modules, key=order_key)] == list(MODULE_ORDER)
     estimates = read_estimates(here / "durations.json")
     assert set(estimates) == {*modules, NODE_START}
+
+
+def test_a_module_that_did_not_run_whole_is_not_remembered(tmp_path: Path) -> None:
+    measured = tmp_path / "measured.json"
+    measured.write_text(json.dumps({"test_install.py": 660.0}))
+    budget = Budget(None, {})
+    budget.add("test_install.py", 0.1)  # its setup errored at once
+    budget.add("test_pulp.py", 280.0)
+    budget.unrepresentative("test_install.py")
+    budget.save(measured)
+    assert json.loads(measured.read_text()) == {"test_install.py": 660.0, "test_pulp.py": 280.0}
+    assert budget.kept() == {"test_pulp.py": 280.0}
