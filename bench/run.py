@@ -75,6 +75,8 @@ class Env:
     operator_env: dict[str, str] = field(default_factory=dict)
     server_pids: dict[str, int] = field(default_factory=dict)
     ports: NodePorts = field(default_factory=NodePorts)
+    operators: list[OperatorProcess] = field(default_factory=list)
+    """Every operator process started, stopped at the end of the scenario whatever happens."""
 
     def server_cpu(self) -> float:
         """CPU seconds of kube-apiserver and etcd so far."""
@@ -89,7 +91,7 @@ class Env:
 
     def operator(self, namespaces_: list[str], name: str, *extra: str) -> OperatorProcess:
         profile = self.logs / f"{name}.pyisession" if self.profile else None
-        return OperatorProcess(
+        op = OperatorProcess(
             self.cluster,
             namespaces_,
             self.logs / f"{name}.log",
@@ -97,6 +99,8 @@ class Env:
             env=dict(self.operator_env),
             profile=profile,
         )
+        self.operators.append(op)
+        return op
 
 
 async def started(env: Env, op: OperatorProcess) -> float:
@@ -428,7 +432,8 @@ async def run_scenario(
         state_dir=logs / "cluster",
         audit=audit,
         users=(OPERATOR_USER,),
-        nodes=2,
+        # kwok nodes take 110 pods each: the `ready` scenario runs ~45 Pulps of ~7 pods
+        nodes=2 if tier == "apiserver" else 6,
         service_cidr="10.0.0.0/16",  # 300 Pulps have 1,500 Services
     )
     info = plane.start()
@@ -442,7 +447,11 @@ async def run_scenario(
                 k: v for k, v in plane.pids.items() if k in ("etcd", "kube-apiserver")
             }
             t0 = time.monotonic()
-            result = await scenario(env)
+            try:
+                result = await scenario(env)
+            finally:
+                for op in env.operators:
+                    op.stop()
             result["scenario_s"] = round(time.monotonic() - t0, 1)
             return result
         finally:
