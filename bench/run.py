@@ -366,7 +366,8 @@ async def ready(env: Env) -> dict[str, Any]:
         until = env.requests.mark()
         out["writes_in_minute_after_ready"] = writes(env.requests.count(first, until))
         out["writes_after_ready"] = [
-            f"{e.verb} {e.resource}{'/' + e.subresource if e.subresource else ''} {e.name}"
+            f"{e.verb} {e.resource}{'/' + e.subresource if e.subresource else ''}"
+            + (f" {e.name}" if e.name else "")
             for e in env.requests.entries(since, until)
             if e.verb in WRITE_VERBS
         ]
