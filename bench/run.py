@@ -433,8 +433,9 @@ async def run_scenario(
         state_dir=logs / "cluster",
         audit=audit,
         users=(OPERATOR_USER,),
-        # kwok nodes take 110 pods each: the `ready` scenario runs ~45 Pulps of ~7 pods
-        nodes=2 if tier == "apiserver" else 6,
+        # the simulated cluster's kwok nodes take 110 pods each, and the `ready` scenario runs
+        # ~45 Pulps of ~7 pods (the API-server tier has no nodes)
+        nodes=6,
         service_cidr="10.0.0.0/16",  # 300 Pulps have 1,500 Services
     )
     info = plane.start()

@@ -169,28 +169,31 @@ def _unending(original: Callable[..., AsyncIterator[Any]]) -> Callable[..., Asyn
         where = f"{resource}@{kwargs.get('namespace') or 'cluster'}"
         delays: Iterator[float] = iter(Forever())
         failures = 0
-        while True:
-            try:
-                async for event in original(**kwargs):
-                    if failures:
-                        log.info("watch of %s works again after %d failures", resource, failures)
-                        failures, delays = 0, iter(Forever())
-                        FAILING_WATCHES.pop(where, None)
-                    yield event
-                return  # kopf's test mode (`_iterations`) only: the real stream never ends
-            except kopf_errors.APIUnauthorizedError:
-                raise  # kopf's own re-login handles credentials
-            except (kopf_errors.APIError, kopf_watching.WatchingError) as exc:
-                failures += 1
-                since = FAILING_WATCHES.get(where, (time.monotonic(), ""))[0]
-                FAILING_WATCHES[where] = (since, f"{type(exc).__name__}: {exc}"[:300])
-                delay = next(delays)
-                if failures == 1 or failures % 20 == 0:
-                    log.warning(
-                        "watch of %s failed (%s: %s); watching again in %.0f s",
-                        resource, type(exc).__name__, exc, delay,
-                    )  # fmt: skip
-                await asyncio.sleep(delay)
+        try:
+            while True:
+                try:
+                    async for event in original(**kwargs):
+                        if failures:
+                            log.info("watch of %s works again (%d failures)", resource, failures)
+                            failures, delays = 0, iter(Forever())
+                            FAILING_WATCHES.pop(where, None)
+                        yield event
+                    return  # kopf's test mode (`_iterations`) only: the real stream never ends
+                except kopf_errors.APIUnauthorizedError:
+                    raise  # kopf's own re-login handles credentials
+                except (kopf_errors.APIError, kopf_watching.WatchingError) as exc:
+                    failures += 1
+                    since = FAILING_WATCHES.get(where, (time.monotonic(), ""))[0]
+                    FAILING_WATCHES[where] = (since, f"{type(exc).__name__}: {exc}"[:300])
+                    delay = next(delays)
+                    if failures == 1 or failures % 20 == 0:
+                        log.warning(
+                            "watch of %s failed (%s: %s); watching again in %.0f s",
+                            resource, type(exc).__name__, exc, delay,
+                        )  # fmt: skip
+                    await asyncio.sleep(delay)
+        finally:  # a stream that ends (the operator stops) leaves no record behind
+            FAILING_WATCHES.pop(where, None)
 
     watch.unending = True  # type: ignore[attr-defined]
     return watch

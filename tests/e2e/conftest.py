@@ -113,7 +113,8 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     if BUDGET.measured:
         terminalreporter.section("real-node tier: durations")
         for name, seconds in BUDGET.measured.items():
-            kept = "" if name not in BUDGET.partial else " (not kept: not every test passed)"
+            dropped = name in BUDGET.partial
+            kept = " (not kept: not every test ran and passed)" if dropped else ""
             terminalreporter.line(f"{name}: {seconds / 60:.1f} min{kept}")
         BUDGET.save()
     if BUDGET.skipped:

@@ -33,8 +33,8 @@ def no_sleep(monkeypatch: pytest.MonkeyPatch) -> list[float]:
 
 
 def flaky_stream(script: list[Any]) -> Any:
-    """A stand-in for kopf's stream: each call plays the next scripted attempt (a list of events,
-    then the exception that ends it, if any)."""
+    """A stand-in for kopf's stream: each call plays the next scripted attempt (its events, then
+    the exception that ends it; the last attempt ends without one, as kopf's test mode does)."""
     calls: list[dict[str, Any]] = []
 
     async def stream(**kwargs: Any) -> AsyncIterator[Any]:
@@ -44,9 +44,6 @@ def flaky_stream(script: list[Any]) -> Any:
             if isinstance(item, BaseException):
                 raise item
             yield item
-        if not script:  # nothing left to play: end like kopf's test mode does
-            return
-        await asyncio.Event().wait()  # pragma: no cover
 
     stream.calls = calls  # type: ignore[attr-defined]
     return stream
@@ -120,6 +117,21 @@ async def test_a_failing_watch_is_recorded_while_it_fails_and_forgotten_when_it_
     assert during[1]["pulps@ns"][0] == during[2]["pulps@ns"][0], "since the first failure"
     assert during[2]["pulps@ns"][1].startswith("APINotFoundError: ")
     assert "pulps@ns" not in operator.FAILING_WATCHES, "forgotten once it delivers"
+
+
+async def test_a_watch_that_stops_while_failing_leaves_no_record(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    async def stopped(delay: float) -> None:
+        assert "pulps@ns" in operator.FAILING_WATCHES
+        raise asyncio.CancelledError  # the operator stops while the stream waits to retry
+
+    monkeypatch.setattr(asyncio, "sleep", stopped)
+    stream = flaky_stream([[not_found()], ["never"]])
+    with pytest.raises(asyncio.CancelledError):
+        async for _ in operator._unending(stream)(resource="pulps", namespace="ns"):
+            pass
+    assert "pulps@ns" not in operator.FAILING_WATCHES
 
 
 async def test_readiness_fails_for_a_watch_failing_over_a_minute_liveness_does_not(
